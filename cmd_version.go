@@ -1,0 +1,25 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+)
+
+// versionCmd prints the module version and the Go toolchain.
+type versionCmd struct{ io stdio }
+
+// Run implements `methodd version`.
+func (c *versionCmd) Run(ctx context.Context, args []string) error {
+	fs := newFlagSet("version", "usage: methodd version", c.io.err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	v := "(devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		v = bi.Main.Version
+	}
+	fmt.Fprintf(c.io.out, "methodd %s %s %s/%s\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return nil
+}
