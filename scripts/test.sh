@@ -6,6 +6,16 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "install test tools"
+# Node SDKs for the conformance suite: exact versions from the committed lock file.
+if [ -f conformance/package-lock.json ]; then
+  npm ci --prefix conformance --no-audit --no-fund --loglevel=error
+fi
+# systemd-analyze verifies the shipped unit file (Debian's systemd package).
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null
+fi
+
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './conformance/node_modules/*'))
 if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted"; exit 1; fi
