@@ -1,0 +1,49 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// Engine serves calls from the active Set and swaps it on reload. Call
+// loads the active Set once, so a call in flight finishes on the Set it
+// started with; Swap is the commit of the reload transaction.
+type Engine struct {
+	mu  sync.Mutex // serialises Swap
+	cur atomic.Pointer[Set]
+}
+
+// New returns an Engine serving s (which may be nil: calls then get 503).
+func New(s *Set) *Engine {
+	e := &Engine{}
+	e.cur.Store(s)
+	return e
+}
+
+// Swap makes s the active Set and returns the previous one. Methods of s
+// whose concurrency limit is unchanged keep the previous Set's limiter, so
+// calls still running on the old Set count against the limit (a reload never
+// lets a concurrency-1 method run twice). s must not be serving calls yet.
+func (e *Engine) Swap(s *Set) (old *Set) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	old = e.cur.Load()
+	if s != nil && old != nil && s != old {
+		s.adoptLimiters(old)
+	}
+	e.cur.Store(s)
+	return old
+}
+
+// Current returns the active Set (nil when none).
+func (e *Engine) Current() *Set { return e.cur.Load() }
+
+// Call runs r on the active Set; with no Set it replies 503.
+func (e *Engine) Call(ctx context.Context, r Request) Reply {
+	s := e.cur.Load()
+	if s == nil {
+		return errorReply(503, "no handlers are loaded")
+	}
+	return s.Call(ctx, r)
+}

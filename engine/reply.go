@@ -1,0 +1,191 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+// MaxReplyBytes is the largest reply payload IoT Hub accepts (128 KB).
+const MaxReplyBytes = 128 * 1024
+
+// maxErrorText bounds the text of an error reply, so that it always fits.
+const maxErrorText = 4 << 10
+
+// Request is one method call. Payload is the raw JSON as received from the
+// hub; empty means JSON null.
+type Request struct {
+	Method    string
+	RequestID string
+	DeviceID  string
+	ModuleID  string
+	Payload   []byte
+}
+
+// Reply is the answer to one call: an HTTP-like Status and a Payload that is
+// always valid JSON of at most MaxReplyBytes bytes.
+type Reply struct {
+	Status  int
+	Payload []byte
+}
+
+// errorBody is the payload of every error reply.
+type errorBody struct {
+	Error   string   `json:"error"`
+	Param   string   `json:"param,omitempty"`
+	Methods []string `json:"methods,omitempty"`
+}
+
+// errorReply builds {"error": msg} with the given status.
+func errorReply(status int, msg string) Reply {
+	return bodyReply(status, errorBody{Error: msg})
+}
+
+// bodyReply marshals an errorBody; it cannot fail and always fits because
+// the text is bounded (an oversized method list is dropped).
+func bodyReply(status int, body errorBody) Reply {
+	if len(body.Error) > maxErrorText {
+		body.Error = truncateUTF8(body.Error, maxErrorText) + "…"
+	}
+	b, err := json.Marshal(body)
+	if err != nil || len(b) > MaxReplyBytes {
+		body.Methods = nil
+		b, _ = json.Marshal(body)
+	}
+	return Reply{Status: status, Payload: b}
+}
+
+// valueReply encodes v as the reply payload. A value that cannot be encoded
+// or does not fit becomes a 500 error reply.
+func valueReply(status int, v any, what string) Reply {
+	if raw, ok := v.(json.RawMessage); ok {
+		return Reply{Status: status, Payload: raw}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return errorReply(500, fmt.Sprintf("%s: cannot encode as JSON: %v", what, err))
+	}
+	if len(b) > MaxReplyBytes {
+		return errorReply(500, fmt.Sprintf("%s: reply is %d bytes, over the %d-byte limit", what, len(b), MaxReplyBytes))
+	}
+	return Reply{Status: status, Payload: b}
+}
+
+// commandPayload is the default reply payload of a command: its stdout when
+// that is complete, valid JSON that fits, else
+// {"exitCode":N,"stdout":"...","stderr":"..."} with the output cut so that
+// the whole fits ("truncated":true when anything was cut).
+func commandPayload(res *procResult) json.RawMessage {
+	if out := bytes.TrimSpace(res.stdout); !res.truncated && len(out) > 0 && len(out) <= MaxReplyBytes && json.Valid(out) {
+		return json.RawMessage(out)
+	}
+	const overhead = len(`{"exitCode":-2147483648,"stdout":"","stderr":"","truncated":true}`)
+	stdout, stderr, cut := fitPair(res.stdout, res.stderr, MaxReplyBytes-overhead)
+	b := make([]byte, 0, 64+len(stdout)+len(stderr))
+	b = append(b, `{"exitCode":`...)
+	b = strconv.AppendInt(b, int64(res.exitCode), 10)
+	b = append(b, `,"stdout":`...)
+	b = appendJSONString(b, stdout)
+	b = append(b, `,"stderr":`...)
+	b = appendJSONString(b, stderr)
+	if cut || res.truncated {
+		b = append(b, `,"truncated":true`...)
+	}
+	return append(b, '}')
+}
+
+// fitPair cuts a and b so that their JSON-encoded lengths together stay
+// within budget. b (stderr) keeps at most a quarter of the budget unless a
+// needs less. It reports whether anything was cut.
+func fitPair(a, b []byte, budget int) ([]byte, []byte, bool) {
+	la, lb := jsonStringLen(a), jsonStringLen(b)
+	if la+lb <= budget {
+		return a, b, false
+	}
+	bBudget := min(lb, budget/4)
+	aBudget := budget - bBudget
+	if la < aBudget {
+		aBudget, bBudget = la, budget-la
+	}
+	return cutEncoded(a, aBudget), cutEncoded(b, bBudget), true
+}
+
+// cutEncoded returns the longest prefix of s (whole runes) whose encoded
+// JSON string length is at most n.
+func cutEncoded(s []byte, n int) []byte {
+	size := 2
+	for i := 0; i < len(s); {
+		r, w := utf8.DecodeRune(s[i:])
+		size += runeJSONLen(r, w)
+		if size > n {
+			return s[:i]
+		}
+		i += w
+	}
+	return s
+}
+
+// jsonStringLen is len(appendJSONString(nil, s)).
+func jsonStringLen(s []byte) int {
+	n := 2
+	for i := 0; i < len(s); {
+		r, w := utf8.DecodeRune(s[i:])
+		n += runeJSONLen(r, w)
+		i += w
+	}
+	return n
+}
+
+// runeJSONLen is the encoded length of one decoded rune of width w.
+func runeJSONLen(r rune, w int) int {
+	switch {
+	case r == utf8.RuneError && w == 1:
+		return 6 // \ufffd
+	case r == '"' || r == '\\' || r == '\n' || r == '\r' || r == '\t':
+		return 2
+	case r < 0x20:
+		return 6
+	}
+	return w
+}
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
+// as encoding/json does.
+func appendJSONString(b, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		r, w := utf8.DecodeRune(s[i:])
+		switch {
+		case r == utf8.RuneError && w == 1:
+			b = append(b, `\ufffd`...)
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r == '\n':
+			b = append(b, '\\', 'n')
+		case r == '\r':
+			b = append(b, '\\', 'r')
+		case r == '\t':
+			b = append(b, '\\', 't')
+		case r < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[r>>4], hex[r&0xf])
+		default:
+			b = append(b, s[i:i+w]...)
+		}
+		i += w
+	}
+	return append(b, '"')
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a rune.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
