@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,6 +72,7 @@ func envTypes(params []*param, withResult bool) types.Map {
 	m := types.Map{
 		envPayload: types.Any, envParams: pt, envMethod: types.String,
 		envDeviceID: types.String, envModuleID: types.String, envRequestID: types.String,
+		"null": types.Nil, // JSON spelling of nil; never set, so it reads as nil
 	}
 	if withResult {
 		m[envExitCode] = types.Int
@@ -152,7 +154,7 @@ func (l *loader) compileExpr(n *yaml.Node, path, src string, off int, env types.
 	}
 	prog, err := compileSafely(src, opts)
 	if err != nil {
-		l.exprError(n, path, off, err)
+		l.exprError(n, path, off, err, env)
 		return nil
 	}
 	if kind == yieldInt {
@@ -189,12 +191,24 @@ func (v needsVisitor) Visit(node *ast.Node) {
 
 // exprError records a compile error at the best position: inside a one-line
 // scalar the column of the offending token, else the scalar itself.
-func (l *loader) exprError(n *yaml.Node, path string, off int, err error) {
+func (l *loader) exprError(n *yaml.Node, path string, off int, err error, env types.Map) {
 	msg := err.Error()
 	var fe *file.Error
 	line, col := n.Line, n.Column
 	if errors.As(err, &fe) {
 		msg = fe.Message
+		if name, ok := strings.CutPrefix(msg, "unknown name "); ok {
+			names := make([]string, 0, len(env))
+			for k := range env {
+				names = append(names, k)
+			}
+			slices.Sort(names)
+			if sg := suggest(name, names); sg != "" {
+				msg += fmt.Sprintf("; did you mean %q?", sg)
+			} else {
+				msg += " (the environment has " + strings.Join(names, ", ") + ")"
+			}
+		}
 		oneLine := !strings.Contains(n.Value, "\n") && n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) == 0
 		if oneLine && fe.Line <= 1 {
 			if n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0 {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"regexp"
@@ -14,6 +15,12 @@ import (
 
 // Parameter types accepted in params.<name>.type.
 var paramTypes = []string{"string", "number", "integer", "boolean", "object", "array"}
+
+// typeAliases maps type names of other languages to ours, for did-you-mean.
+var typeAliases = map[string]string{
+	"int": "integer", "float": "number", "double": "number", "bool": "boolean",
+	"str": "string", "list": "array", "map": "object", "dict": "object",
+}
 
 var paramKeys = []string{"type", "description", "required", "default", "enum", "pattern", "min", "max"}
 
@@ -121,7 +128,7 @@ func (l *loader) parseParam(f field, path string) *param {
 	} else if s, ok := l.scalar(t, join(path, "type")); ok {
 		if !contains(paramTypes, s) {
 			msg := fmt.Sprintf("unknown parameter type %q (valid types: %s)", s, strings.Join(paramTypes, ", "))
-			if sg := suggest(s, paramTypes); sg != "" {
+			if sg := cmp.Or(typeAliases[s], suggest(s, paramTypes)); sg != "" {
 				msg = fmt.Sprintf("unknown parameter type %q; did you mean %q?", s, sg)
 			}
 			l.errorf(t, join(path, "type"), "%s", msg)
@@ -148,11 +155,11 @@ func (l *loader) parseParamRules(p *param, byKey map[string]*yaml.Node, path str
 		if p.typ != "string" {
 			l.errorf(n, join(path, "pattern"), "pattern applies only to type string, not %s", p.typ)
 		} else if s, ok := l.scalar(n, join(path, "pattern")); ok {
-			re, err := regexp.Compile(`^(?:` + s + `)$`)
-			if err != nil {
+			if _, err := regexp.Compile(s); err != nil {
 				l.errorf(n, join(path, "pattern"), "invalid pattern: %v", strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+			} else {
+				p.pattern, p.patternSrc = regexp.MustCompile(`^(?:`+s+`)$`), s
 			}
-			p.pattern, p.patternSrc = re, s
 		}
 	}
 	for _, key := range []string{"min", "max"} {

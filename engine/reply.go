@@ -49,10 +49,10 @@ func bodyReply(status int, body errorBody) Reply {
 	if len(body.Error) > maxErrorText {
 		body.Error = truncateUTF8(body.Error, maxErrorText) + "…"
 	}
-	b, err := json.Marshal(body)
+	b, err := marshal(body)
 	if err != nil || len(b) > MaxReplyBytes {
 		body.Methods = nil
-		b, _ = json.Marshal(body)
+		b, _ = marshal(body)
 	}
 	return Reply{Status: status, Payload: b}
 }
@@ -63,7 +63,7 @@ func valueReply(status int, v any, what string) Reply {
 	if raw, ok := v.(json.RawMessage); ok {
 		return Reply{Status: status, Payload: raw}
 	}
-	b, err := json.Marshal(v)
+	b, err := marshal(v)
 	if err != nil {
 		return errorReply(500, fmt.Sprintf("%s: cannot encode as JSON: %v", what, err))
 	}
@@ -71,6 +71,18 @@ func valueReply(status int, v any, what string) Reply {
 		return errorReply(500, fmt.Sprintf("%s: reply is %d bytes, over the %d-byte limit", what, len(b), MaxReplyBytes))
 	}
 	return Reply{Status: status, Payload: b}
+}
+
+// marshal is json.Marshal without HTML escaping, so that "<" stays
+// readable in replies.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // commandPayload is the default reply payload of a command: its stdout when
