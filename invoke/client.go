@@ -1,0 +1,239 @@
+package invoke
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/methodd/methodd/iothub"
+)
+
+// RequestSlack is added to connect + response timeout to form the deadline
+// of one HTTP request: the hub answers 504101 at the response timeout, so the
+// client must wait longer than both together (§5.2; C# uses the same 15 s).
+const RequestSlack = 15 * time.Second
+
+// DefaultTokenTTL is the lifetime of the service SAS the client mints; a new
+// one is signed once 80 % of it has passed.
+const DefaultTokenTTL = time.Hour
+
+// maxBodyBytes bounds what is read of a response: a result carries at most a
+// 128 KB payload, an error body far less.
+const maxBodyBytes = 4 << 20
+
+// ClientOptions tune a Client. The zero value is usable.
+type ClientOptions struct {
+	// RootCAs verifies the hub's certificate; nil means the system roots.
+	RootCAs *x509.CertPool
+	// Addr, when set, is the host:port dialled instead of HostName (for
+	// example the local hub's httpsAddr). TLS still verifies the host name
+	// of HostName and the SAS audience stays HostName.
+	Addr string
+	// Now is the clock for token expiry and latencies; nil means time.Now.
+	Now func() time.Time
+	// UserAgent is sent as User-Agent; empty means "methodd".
+	UserAgent string
+	// MaxConns is the number of keep-alive connections kept per host; set it
+	// to at least the fan-out parallelism. Zero means 16.
+	MaxConns int
+	// TokenTTL is the lifetime of minted tokens; zero means DefaultTokenTTL.
+	TokenTTL time.Duration
+	// Retry bounds the retries of throttled (429) and unavailable (503)
+	// answers; zero fields take DefaultRetry's.
+	Retry RetryPolicy
+	// HTTPClient, when set, is used as is: RootCAs, Addr and MaxConns are
+	// then ignored. Meant for tests.
+	HTTPClient *http.Client
+}
+
+// Client invokes direct methods through one hub's service REST API. It is
+// safe for concurrent use; its connections are kept alive between calls.
+type Client struct {
+	base    string // "https://" + HostName
+	tokens  *tokenSource
+	http    *http.Client
+	now     func() time.Time
+	agent   string
+	retry   RetryPolicy
+	ownHTTP bool
+}
+
+// Result is a method's answer as the hub returned it.
+type Result struct {
+	// Status is the status the device replied with.
+	Status int
+	// Payload is the device's payload, the bytes of the hub's body verbatim
+	// ("null" when the device sent none).
+	Payload json.RawMessage
+	// Raw is the hub's HTTP body exactly as received.
+	Raw []byte
+}
+
+// ErrMalformedResult is wrapped when the hub answers 200 with a body that is
+// not a method result ({"status":N,"payload":...}); Result.Raw still holds it.
+var ErrMalformedResult = errors.New("hub answered with a malformed method result")
+
+// NewClient returns a client for the hub named by a service connection
+// string (HostName, SharedAccessKeyName, SharedAccessKey). HostName may carry
+// ":port". It fails if the string lacks a policy name or its key is not
+// base64; the error never contains the key.
+func NewClient(cs iothub.ConnectionString, opts ClientOptions) (*Client, error) {
+	if cs.HostName == "" || cs.SharedAccessKeyName == "" || cs.SharedAccessKey == "" {
+		return nil, fmt.Errorf("%w: a service connection string needs HostName, SharedAccessKeyName and SharedAccessKey", iothub.ErrConnectionString)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.TokenTTL <= 0 {
+		opts.TokenTTL = DefaultTokenTTL
+	}
+	c := &Client{
+		base:  "https://" + cs.HostName,
+		now:   opts.Now,
+		agent: opts.UserAgent,
+		retry: opts.Retry.withDefaults(),
+		tokens: &tokenSource{resource: cs.HostName, key: cs.SharedAccessKey, keyName: cs.SharedAccessKeyName,
+			ttl: opts.TokenTTL, now: opts.Now},
+		http: opts.HTTPClient,
+	}
+	if c.agent == "" {
+		c.agent = "methodd"
+	}
+	if _, err := c.tokens.Token(); err != nil {
+		return nil, fmt.Errorf("%w: SharedAccessKey is not valid base64", iothub.ErrConnectionString)
+	}
+	if c.http == nil {
+		c.http = &http.Client{Transport: newTransport(hostOnly(cs.HostName), opts)}
+		c.ownHTTP = true
+	}
+	return c, nil
+}
+
+func newTransport(serverName string, opts ClientOptions) *http.Transport {
+	conns := opts.MaxConns
+	if conns <= 0 {
+		conns = 16
+	}
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	dial := d.DialContext
+	if opts.Addr != "" {
+		addr := opts.Addr
+		dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		}
+	}
+	return &http.Transport{
+		DialContext:         dial,
+		TLSClientConfig:     &tls.Config{RootCAs: opts.RootCAs, ServerName: serverName, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout: 15 * time.Second,
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		IdleConnTimeout:     90 * time.Second,
+	}
+}
+
+// hostOnly strips an optional ":port" from a host name.
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return hostport
+}
+
+// Close releases the client's idle connections.
+func (c *Client) Close() {
+	if c.ownHTTP {
+		c.http.CloseIdleConnections()
+	}
+}
+
+// Invoke calls req.MethodName on t and returns the hub's answer. A device
+// reply of any status is a Result with a nil error. A non-200 HTTP answer is
+// returned as a *iothub.Error (find it with errors.As); throttled (429) and
+// unavailable (503) answers are retried per the client's RetryPolicy first,
+// and nothing else is retried (methods are not idempotent). Transport
+// failures are wrapped. The request's deadline is connect + response timeout
+// + RequestSlack, within ctx.
+func (c *Client) Invoke(ctx context.Context, t Target, req iothub.MethodRequest) (Result, error) {
+	r, _, err := c.invoke(ctx, t, req)
+	return r, err
+}
+
+// invoke is Invoke that also reports how many attempts were made.
+func (c *Client) invoke(ctx context.Context, t Target, req iothub.MethodRequest) (Result, int, error) {
+	body := req.Encode()
+	url := c.base + iothub.MethodsPath(t.Device, t.Module) + "?" + iothub.MethodsQuery
+	limit := time.Duration(req.ConnectTimeoutInSeconds+req.ResponseTimeoutInSeconds)*time.Second + RequestSlack
+	for attempt := 1; ; attempt++ {
+		res, retryAfter, err := c.post(ctx, url, body, limit)
+		if err == nil {
+			return res, attempt, nil
+		}
+		if !retryable(err) || attempt >= c.retry.MaxAttempts {
+			return res, attempt, fmt.Errorf("invoke %s %s: %w", t, req.MethodName, err)
+		}
+		if werr := wait(ctx, c.retry.delay(attempt, retryAfter)); werr != nil {
+			return res, attempt, fmt.Errorf("invoke %s %s: %w (while backing off after: %v)", t, req.MethodName, werr, err)
+		}
+	}
+}
+
+// post makes one HTTP request. retryAfter is the Retry-After of a 429/503.
+func (c *Client) post(ctx context.Context, url string, body []byte, limit time.Duration) (Result, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	token, err := c.tokens.Token()
+	if err != nil {
+		return Result{}, 0, errors.New("cannot sign a token: SharedAccessKey is not valid base64")
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return Result{}, 0, err
+	}
+	h := hreq.Header
+	h.Set("Authorization", token)
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Accept", "application/json")
+	h.Set("Request-Id", newUUID())
+	h.Set("User-Agent", c.agent)
+	resp, err := c.http.Do(hreq)
+	if err != nil {
+		return Result{}, 0, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+	if err != nil {
+		return Result{}, 0, fmt.Errorf("read response: %w", err)
+	}
+	if len(raw) > maxBodyBytes {
+		return Result{}, 0, fmt.Errorf("response body larger than %d bytes", maxBodyBytes)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return Result{Raw: raw}, retryAfterOf(resp), iothub.ParseError(resp.StatusCode, resp.Header.Get(iothub.ErrorCodeHeader), raw)
+	}
+	return decodeResult(raw)
+}
+
+// decodeResult parses a 200 body, keeping the payload bytes verbatim.
+func decodeResult(raw []byte) (Result, time.Duration, error) {
+	var m struct {
+		Status  *int            `json:"status"`
+		Payload json.RawMessage `json:"payload"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil || m.Status == nil {
+		return Result{Raw: raw}, 0, ErrMalformedResult
+	}
+	p := m.Payload
+	if len(p) == 0 {
+		p = json.RawMessage("null")
+	}
+	return Result{Status: *m.Status, Payload: p, Raw: raw}, 0, nil
+}
