@@ -24,8 +24,8 @@ const deadline = 10 * time.Second
 type logRecorder struct{ msgs chan string }
 
 func (l logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (l logRecorder) WithAttrs([]slog.Attr) slog.Handler      { return l }
-func (l logRecorder) WithGroup(string) slog.Handler           { return l }
+func (l logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l logRecorder) WithGroup(string) slog.Handler            { return l }
 func (l logRecorder) Handle(_ context.Context, r slog.Record) error {
 	msg := r.Message
 	r.Attrs(func(a slog.Attr) bool {
