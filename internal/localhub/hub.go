@@ -1,0 +1,292 @@
+package localhub
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/methodd/methodd/iothub"
+)
+
+// Broker limits. Incoming packets above maxPacketBytes end the connection
+// (the real hub's message limit is 256 KB); larger-than-128-KB replies that
+// fit are reported to the caller as 413001.
+const (
+	maxPacketBytes = 256*1024 + 1024
+	shutdownGrace  = 5 * time.Second
+)
+
+// Hub is a running local IoT Hub. Its methods are safe for concurrent use.
+type Hub struct {
+	opts     Options
+	log      *slog.Logger
+	reg      *registry
+	broker   *mqtt.Server
+	presence *presence
+	calls    *calls
+	rid      atomic.Uint64
+	done     chan struct{} // closed by Close
+
+	httpSrv *http.Server
+	serveWG sync.WaitGroup
+
+	infoMu sync.Mutex // serialises Info updates and hub.json writes
+	info   Info
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start creates or reuses the state in opts.Dir (CA, server certificate,
+// registry, policy keys), registers opts.Devices, binds the MQTT/TLS, HTTPS
+// and (optionally) WSS listeners and writes DIR/hub.json. When it returns
+// without error the hub is listening and hub.json is in place. ctx bounds
+// start-up only; the hub runs until Close.
+func Start(ctx context.Context, opts Options) (*Hub, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	h := &Hub{
+		opts:     opts,
+		log:      opts.Logger.With("component", "localhub"),
+		presence: newPresence(),
+		done:     make(chan struct{}),
+	}
+	h.calls = newCalls(h.log)
+	if err := h.prepareState(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cert, err := loadOrCreateTLS(opts.Dir, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	tlsConf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if err := h.listen(tlsConf); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		h.Close()
+		return nil, err
+	}
+	if err := h.writeInfo(); err != nil {
+		h.Close()
+		return nil, err
+	}
+	h.log.Info("hub started", "mqttAddr", h.info.MQTTAddr, "httpsAddr", h.info.HTTPSAddr,
+		"wsAddr", h.info.WSAddr, "dir", opts.Dir, "devices", len(h.info.Devices))
+	return h, nil
+}
+
+// prepareState creates the state dir, opens the registry and registers
+// the requested identities.
+func (h *Hub) prepareState() error {
+	if err := ensureDir(h.opts.Dir); err != nil {
+		return err
+	}
+	reg, err := openRegistry(h.opts.Dir)
+	if err != nil {
+		return err
+	}
+	h.reg = reg
+	for _, id := range h.opts.Devices {
+		d, m, err := parseIdentity(id)
+		if err != nil {
+			return err
+		}
+		if err := reg.add(d, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listen binds every listener and starts serving. On failure everything
+// bound so far is released.
+func (h *Hub) listen(tlsConf *tls.Config) (err error) {
+	var bound []net.Listener
+	defer func() {
+		if err != nil {
+			for _, l := range bound {
+				l.Close()
+			}
+		}
+	}()
+	bind := func(addr string) (net.Listener, error) {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("localhub: listen %s: %w", addr, err)
+		}
+		bound = append(bound, l)
+		return l, nil
+	}
+	mqttLn, err := bind(h.opts.MQTTAddr)
+	if err != nil {
+		return err
+	}
+	httpsLn, err := bind(h.opts.HTTPSAddr)
+	if err != nil {
+		return err
+	}
+	var wsLn net.Listener
+	if h.opts.WSAddr != "" {
+		if wsLn, err = bind(h.opts.WSAddr); err != nil {
+			return err
+		}
+	}
+	if err := h.startBroker(tls.NewListener(mqttLn, tlsConf), wsLn, tlsConf); err != nil {
+		return err
+	}
+	h.startREST(httpsLn, tlsConf)
+	h.info = Info{
+		HostName:  HostName,
+		MQTTAddr:  mqttLn.Addr().String(),
+		HTTPSAddr: httpsLn.Addr().String(),
+		CAFile:    filepath.Join(h.opts.Dir, caCertFile),
+	}
+	if wsLn != nil {
+		h.info.WSAddr = wsLn.Addr().String()
+	}
+	return nil
+}
+
+// startBroker configures mochi as an IoT Hub device endpoint and serves it.
+func (h *Hub) startBroker(mqttLn, wsLn net.Listener, tlsConf *tls.Config) error {
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumQos = 1 // QoS 2 subscriptions are granted QoS 1 (§3.3)
+	caps.MaximumPacketSize = maxPacketBytes
+	caps.RetainAvailable = 0
+	caps.SharedSubAvailable = 0
+	caps.MaximumClientWritesPending = 1024
+	quiet := slog.New(minLevelHandler{Handler: h.log.With("component", "mqtt").Handler(), min: slog.LevelError})
+	h.broker = mqtt.New(&mqtt.Options{
+		Capabilities:           caps,
+		Logger:                 quiet,
+		SysTopicResendInterval: 3600,
+	})
+	if err := h.broker.AddHook(&hook{h: h}, nil); err != nil {
+		return fmt.Errorf("localhub: mqtt hook: %w", err)
+	}
+	if err := h.broker.AddListener(&tlsListener{id: "mqtts", ln: mqttLn}); err != nil {
+		return fmt.Errorf("localhub: mqtt listener: %w", err)
+	}
+	if wsLn != nil {
+		if err := h.broker.AddListener(newWSListener("wss", tls.NewListener(wsLn, tlsConf), quiet)); err != nil {
+			return fmt.Errorf("localhub: websocket listener: %w", err)
+		}
+	}
+	if err := h.broker.Serve(); err != nil {
+		return fmt.Errorf("localhub: mqtt: %w", err)
+	}
+	return nil
+}
+
+// startREST serves the service API over HTTPS (HTTP/1.1 and HTTP/2).
+func (h *Hub) startREST(ln net.Listener, tlsConf *tls.Config) {
+	h.httpSrv = &http.Server{
+		Handler:           &restAPI{h: h},
+		TLSConfig:         tlsConf.Clone(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(h.log.With("component", "https").Handler(), slog.LevelDebug),
+	}
+	h.serveWG.Add(1)
+	go func() {
+		defer h.serveWG.Done()
+		if err := h.httpSrv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			h.log.Error("https server stopped", "error", err)
+		}
+	}()
+}
+
+// Info returns the content of hub.json (a copy).
+func (h *Hub) Info() Info {
+	h.infoMu.Lock()
+	defer h.infoMu.Unlock()
+	info := h.info
+	info.Devices = make(map[string]string, len(h.info.Devices))
+	for k, v := range h.info.Devices {
+		info.Devices[k] = v
+	}
+	return info
+}
+
+// AddDevice registers device (or device/module when module is set; the
+// device is registered too), persists its key and rewrites hub.json. It is
+// idempotent: a known identity keeps its key. It returns the identity's
+// connection string.
+func (h *Hub) AddDevice(id, module string) (string, error) {
+	if err := h.reg.add(id, module); err != nil {
+		return "", err
+	}
+	if err := h.writeInfo(); err != nil {
+		return "", err
+	}
+	return h.Info().Devices[iothub.ClientID(id, module)], nil
+}
+
+// writeInfo refreshes the device strings and writes hub.json atomically.
+func (h *Hub) writeInfo() error {
+	h.infoMu.Lock()
+	defer h.infoMu.Unlock()
+	_, mqttPort, _ := net.SplitHostPort(h.info.MQTTAddr)
+	_, httpsPort, _ := net.SplitHostPort(h.info.HTTPSAddr)
+	ownerKey, _ := h.reg.policyKey(policyOwner)
+	h.info.ServiceConnectionString = iothub.ConnectionString{
+		HostName:            HostName + ":" + httpsPort,
+		SharedAccessKeyName: policyOwner,
+		SharedAccessKey:     ownerKey,
+	}.String()
+	ids := h.reg.identities()
+	h.info.Devices = make(map[string]string, len(ids))
+	for id, key := range ids {
+		d, m := iothub.SplitClientID(id)
+		h.info.Devices[id] = iothub.ConnectionString{
+			HostName:        HostName,
+			DeviceID:        d,
+			ModuleID:        m,
+			SharedAccessKey: key,
+			GatewayHostName: HostName + ":" + mqttPort,
+		}.String()
+	}
+	return writeJSONAtomic(filepath.Join(h.opts.Dir, infoFile), h.info)
+}
+
+// Close stops the listeners, disconnects every client and fails pending
+// calls (503001). It is idempotent and returns the first Close's result.
+func (h *Hub) Close() error {
+	h.closeOnce.Do(func() {
+		close(h.done)
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		if h.httpSrv != nil {
+			if err := h.httpSrv.Shutdown(ctx); err != nil {
+				h.httpSrv.Close()
+			}
+		}
+		if h.broker != nil {
+			h.closeErr = h.broker.Close()
+		}
+		h.presence.stopTimers()
+		h.serveWG.Wait()
+		h.log.Info("hub stopped")
+	})
+	return h.closeErr
+}
+
+// nextRID returns a fresh request id: a per-hub decimal counter.
+func (h *Hub) nextRID() string { return strconv.FormatUint(h.rid.Add(1), 10) }

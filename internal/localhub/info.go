@@ -1,0 +1,49 @@
+package localhub
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Info is exactly the content of DIR/hub.json (design §1): where the hub
+// listens and the credentials to reach it. Tools and tests read it instead of
+// guessing ports. It holds secrets (keys in connection strings).
+type Info struct {
+	HostName                string            `json:"hostName"`
+	MQTTAddr                string            `json:"mqttAddr"`
+	HTTPSAddr               string            `json:"httpsAddr"`
+	WSAddr                  string            `json:"wsAddr,omitempty"`
+	CAFile                  string            `json:"caFile"`
+	ServiceConnectionString string            `json:"serviceConnectionString"`
+	Devices                 map[string]string `json:"devices"` // "dev" or "dev/mod" → device connection string
+}
+
+// ReadInfo reads DIR/hub.json as written by a running (or previously run)
+// hub. A missing file is reported with an error wrapping fs.ErrNotExist.
+func ReadInfo(dir string) (Info, error) {
+	var info Info
+	path := filepath.Join(dir, infoFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return info, fmt.Errorf("read hub info: %w", err)
+	}
+	if err := json.Unmarshal(b, &info); err != nil {
+		return info, fmt.Errorf("read hub info %s: %w", path, err)
+	}
+	return info, nil
+}
+
+// DefaultDir is the default state directory: $XDG_STATE_HOME/methodd/hub,
+// else $HOME/.local/state/methodd/hub. It fails when neither variable is set.
+func DefaultDir(getenv func(string) string) (string, error) {
+	if d := getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "methodd", "hub"), nil
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".local", "state", "methodd", "hub"), nil
+	}
+	return "", errors.New("hub state dir: neither XDG_STATE_HOME nor HOME is set")
+}

@@ -1,0 +1,168 @@
+package localhub
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/methodd/methodd/iothub"
+)
+
+// Invoke calls a direct method on a device or module, as the REST API does:
+//
+//   - an unregistered device is 404001 DeviceNotFound, an unregistered module
+//     404010 ModuleNotFound;
+//   - the hub waits up to ConnectTimeoutInSeconds for the identity to be
+//     connected and subscribed to $iothub/methods/POST/#, else 404103
+//     DeviceNotOnline (immediately when the timeout is 0);
+//   - the request is published at QoS 0 on
+//     $iothub/methods/POST/{method}/?$rid={rid}, rid being a per-hub decimal
+//     counter, with the payload's JSON bytes verbatim (null as "null");
+//   - it waits up to ResponseTimeoutInSeconds (0 means the default, 30) for
+//     the reply with that rid from that identity, else 504101 GatewayTimeout.
+//     If the device disconnects meanwhile the call keeps waiting, as the real
+//     hub does; a reply on a new connection of the same identity still counts.
+//
+// The result's Payload is the device's bytes verbatim, nil for an empty
+// body. Decisions where the real hub is unverified or unhelpful: a reply
+// body over 128 KB fails the call with 413001 MessageTooLarge; a body that is
+// not JSON yields {"status":500,"payload":null}, as IoT Edge does, never
+// invalid JSON. When sending fails because the connection just closed, the
+// call fails with 404103. ctx cancellation ends the wait (500001); Close
+// fails pending calls with 503001 ServiceUnavailable.
+func (h *Hub) Invoke(ctx context.Context, deviceID, moduleID string, req iothub.MethodRequest) (iothub.MethodResult, *iothub.Error) {
+	start := time.Now()
+	res, rid, e := h.invoke(ctx, deviceID, moduleID, req)
+	if h.log.Enabled(ctx, slog.LevelInfo) {
+		attrs := []slog.Attr{
+			slog.String("device", deviceID), slog.String("module", moduleID),
+			slog.String("method", req.MethodName), slog.String("rid", rid),
+			slog.Int64("durationMs", time.Since(start).Milliseconds()),
+		}
+		if e != nil {
+			attrs = append(attrs, slog.Int("errorCode", e.Code))
+		} else {
+			attrs = append(attrs, slog.Int("status", res.Status))
+		}
+		h.log.LogAttrs(ctx, slog.LevelInfo, "method call", attrs...)
+	}
+	return res, e
+}
+
+func (h *Hub) invoke(ctx context.Context, device, module string, req iothub.MethodRequest) (iothub.MethodResult, string, *iothub.Error) {
+	var none iothub.MethodResult
+	if e := h.checkRequest(&req); e != nil {
+		return none, "", e
+	}
+	if _, ok := h.reg.key(device); !ok {
+		return none, "", iothub.NewError(iothub.CodeDeviceNotFound, "The device with ID '"+device+"' does not exist.")
+	}
+	clientID := iothub.ClientID(device, module)
+	if _, ok := h.reg.key(clientID); !ok {
+		return none, "", iothub.NewError(iothub.CodeModuleNotFound, "The module with ID '"+module+"' on device '"+device+"' does not exist.")
+	}
+	connectTimeout := time.Duration(req.ConnectTimeoutInSeconds) * time.Second
+	cl := h.presence.await(ctx, clientID, connectTimeout, h.done)
+	if cl == nil {
+		if e := h.stopped(ctx); e != nil {
+			return none, "", e
+		}
+		return none, "", notOnline(req.ConnectTimeoutInSeconds)
+	}
+	rid := h.nextRID()
+	pending := h.calls.add(rid, clientID)
+	pk := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish},
+		TopicName:   iothub.MethodRequestTopic(req.MethodName, rid),
+		Payload:     h.requestPayload(req.Payload),
+	}
+	if err := cl.WritePacket(pk); err != nil {
+		h.calls.drop(rid)
+		return none, rid, notOnline(req.ConnectTimeoutInSeconds)
+	}
+	t := time.NewTimer(time.Duration(req.ResponseTimeoutInSeconds) * time.Second)
+	defer t.Stop()
+	select {
+	case r := <-pending.ch:
+		res, e := result(r)
+		return res, rid, e
+	case <-t.C:
+	case <-ctx.Done():
+	case <-h.done:
+	}
+	h.calls.drop(rid)
+	if e := h.stopped(ctx); e != nil {
+		return none, rid, e
+	}
+	return none, rid, iothub.NewError(iothub.CodeGatewayTimeout, "Timed out waiting for the response from device.")
+}
+
+// checkRequest validates a request given to Invoke directly (the REST path
+// has validated it already) and applies the default response timeout.
+func (h *Hub) checkRequest(req *iothub.MethodRequest) *iothub.Error {
+	if req.ResponseTimeoutInSeconds == 0 {
+		req.ResponseTimeoutInSeconds = iothub.DefaultResponseTimeout
+	}
+	switch {
+	case !iothub.ValidMethodName(req.MethodName):
+		return iothub.NewError(iothub.CodeArgumentInvalid, "methodName is not a valid method name.")
+	case len(req.Payload) > iothub.MaxPayloadBytes:
+		return iothub.NewError(iothub.CodeMessageTooLarge, "The method payload exceeds the maximum size of 128 KB.")
+	case req.ResponseTimeoutInSeconds < iothub.MinResponseTimeout || req.ResponseTimeoutInSeconds > iothub.MaxResponseTimeout:
+		return iothub.NewError(iothub.CodeArgumentInvalid, "responseTimeoutInSeconds must be an integer from 5 to 300.")
+	case req.ConnectTimeoutInSeconds < 0 || req.ConnectTimeoutInSeconds > iothub.MaxConnectTimeout:
+		return iothub.NewError(iothub.CodeArgumentInvalid, "connectTimeoutInSeconds must be an integer from 0 to 300.")
+	}
+	return nil
+}
+
+// stopped returns the error for a wait that ended because the hub closed or
+// the caller gave up, nil otherwise.
+func (h *Hub) stopped(ctx context.Context) *iothub.Error {
+	select {
+	case <-h.done:
+		return iothub.NewError(iothub.CodeServiceUnavailable, "The local hub is shutting down.")
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return iothub.NewError(iothub.CodeServerError, "The invocation was abandoned: "+err.Error()+".")
+	}
+	return nil
+}
+
+// requestPayload is what the device receives: the JSON bytes, "null" for
+// null (an empty body would make the Node SDK answer 400 itself, §9).
+func (h *Hub) requestPayload(p json.RawMessage) []byte {
+	if len(p) > 0 {
+		return p
+	}
+	if h.opts.Faults.EmptyNullPayload {
+		return nil
+	}
+	return []byte("null")
+}
+
+// result turns a device reply into the caller's result (see Invoke).
+func result(r reply) (iothub.MethodResult, *iothub.Error) {
+	p := r.payload
+	switch {
+	case len(bytes.TrimSpace(p)) == 0:
+		p = nil
+	case len(p) > iothub.MaxPayloadBytes:
+		return iothub.MethodResult{}, iothub.NewError(iothub.CodeMessageTooLarge, "The device's response payload exceeds the maximum size of 128 KB.")
+	case !json.Valid(p):
+		return iothub.MethodResult{Status: 500}, nil
+	}
+	return iothub.MethodResult{Status: r.status, Payload: p}, nil
+}
+
+func notOnline(connectTimeout int) *iothub.Error {
+	e := iothub.NewError(iothub.CodeDeviceNotOnline, "The operation failed because the requested device isn't online or hasn't registered the direct method callback. To learn more, see https://aka.ms/iothub404103")
+	e.Info = json.RawMessage(fmt.Sprintf(`{"timeout":"%02d:%02d:%02d"}`, connectTimeout/3600, connectTimeout/60%60, connectTimeout%60))
+	return e
+}

@@ -1,0 +1,221 @@
+package localhub
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// connectGrace bounds the TLS handshake plus the CONNECT packet of a new
+// connection; afterwards the MQTT keep-alive governs its deadline.
+const connectGrace = 30 * time.Second
+
+// connSet tracks accepted connections that may not have reached the broker's
+// client table yet, so that closing a listener also closes them (the broker
+// waits for every connection it was handed before Close returns).
+type connSet struct {
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+// add tracks c; it reports false (and closes c) once the set is closed.
+func (s *connSet) add(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		c.Close()
+		return false
+	}
+	if s.conns == nil {
+		s.conns = map[net.Conn]struct{}{}
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *connSet) remove(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+}
+
+// closeAll closes every tracked connection and refuses new ones.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for c := range s.conns {
+		c.Close()
+	}
+}
+
+// tlsListener feeds connections accepted on an already bound TLS listener to
+// the broker. Binding happens in Start, so port 0 is resolved before the
+// broker starts and bind errors surface synchronously.
+type tlsListener struct {
+	id    string
+	ln    net.Listener // a crypto/tls listener
+	conns connSet
+	wg    sync.WaitGroup
+}
+
+var _ listeners.Listener = (*tlsListener)(nil)
+
+func (l *tlsListener) Init(*slog.Logger) error { return nil }
+func (l *tlsListener) ID() string              { return l.id }
+func (l *tlsListener) Address() string         { return l.ln.Addr().String() }
+func (l *tlsListener) Protocol() string        { return "mqtts" }
+
+// Serve accepts until the listener is closed; each connection is handed to
+// establish in its own goroutine, tracked until establish returns.
+func (l *tlsListener) Serve(establish listeners.EstablishFn) {
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			return
+		}
+		if !l.conns.add(c) {
+			continue
+		}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			defer l.conns.remove(c)
+			_ = c.SetDeadline(time.Now().Add(connectGrace))
+			_ = establish(l.id, c) // the hub logs connection outcomes itself
+			c.Close()
+		}()
+	}
+}
+
+// Close stops accepting, closes connections that have not become clients,
+// and lets the broker disconnect the clients.
+func (l *tlsListener) Close(closeClients listeners.CloseFn) {
+	l.ln.Close()
+	l.conns.closeAll()
+	closeClients(l.id)
+}
+
+// wsListener serves MQTT over secure WebSockets at WebSocketPath with the
+// subprotocol "mqtt" (C sends "MQTT"; both are accepted, §3.1).
+type wsListener struct {
+	id        string
+	ln        net.Listener // a crypto/tls listener
+	srv       *http.Server
+	conns     connSet
+	establish listeners.EstablishFn
+	ready     chan struct{} // closed once establish is set
+	upgrader  websocket.Upgrader
+}
+
+var _ listeners.Listener = (*wsListener)(nil)
+
+func newWSListener(id string, ln net.Listener, errLog *slog.Logger) *wsListener {
+	l := &wsListener{
+		id:    id,
+		ln:    ln,
+		ready: make(chan struct{}),
+		upgrader: websocket.Upgrader{
+			Subprotocols: []string{"mqtt", "MQTT"},
+			CheckOrigin:  func(*http.Request) bool { return true },
+		},
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc(WebSocketPath, l.handle)
+	l.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: connectGrace,
+		ErrorLog:          slog.NewLogLogger(errLog.Handler(), slog.LevelDebug),
+	}
+	return l
+}
+
+func (l *wsListener) Init(*slog.Logger) error { return nil }
+func (l *wsListener) ID() string              { return l.id }
+func (l *wsListener) Address() string         { return l.ln.Addr().String() }
+func (l *wsListener) Protocol() string        { return "wss" }
+
+func (l *wsListener) Serve(establish listeners.EstablishFn) {
+	l.establish = establish
+	close(l.ready)
+	_ = l.srv.Serve(l.ln)
+}
+
+func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
+	<-l.ready
+	ws, err := l.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered with an HTTP error
+	}
+	c := &wsConn{Conn: ws.NetConn(), ws: ws}
+	if !l.conns.add(c) {
+		return
+	}
+	defer l.conns.remove(c)
+	_ = c.SetDeadline(time.Now().Add(connectGrace))
+	_ = l.establish(l.id, c)
+	c.Close()
+}
+
+func (l *wsListener) Close(closeClients listeners.CloseFn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = l.srv.Shutdown(ctx) // closes the listener; hijacked conns are ours
+	l.conns.closeAll()
+	closeClients(l.id)
+}
+
+// wsConn adapts a WebSocket connection to the byte stream the broker reads:
+// MQTT packets travel in binary messages and may span message boundaries.
+type wsConn struct {
+	net.Conn // the underlying TLS connection: addresses, deadlines, Close
+	ws       *websocket.Conn
+	r        io.Reader // the current message, nil between messages
+	wmu      sync.Mutex
+}
+
+var errNotBinary = errors.New("websocket: MQTT requires binary messages")
+
+func (c *wsConn) Read(p []byte) (int, error) {
+	for {
+		if c.r == nil {
+			typ, r, err := c.ws.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			if typ != websocket.BinaryMessage {
+				return 0, errNotBinary
+			}
+			c.r = r
+		}
+		n, err := c.r.Read(p)
+		if errors.Is(err, io.EOF) {
+			c.r = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+func (c *wsConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (c *wsConn) Close() error { return c.ws.Close() }

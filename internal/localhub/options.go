@@ -1,0 +1,99 @@
+package localhub
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/methodd/methodd/iothub"
+)
+
+// Default listen addresses (design §1).
+const (
+	DefaultMQTTAddr  = "127.0.0.1:8883"
+	DefaultHTTPSAddr = "127.0.0.1:8443"
+)
+
+// HostName is the hub's host name: the HostName of every connection string,
+// the host in MQTT usernames and the SAS audience. The server certificate
+// covers it.
+const HostName = "localhost"
+
+// Options configures Start. The zero value (plus Dir) is a faithful hub on
+// the default loopback ports.
+type Options struct {
+	Dir              string           // state dir (created 0700, files 0600); required
+	MQTTAddr         string           // "127.0.0.1:0" picks a free port; default DefaultMQTTAddr
+	HTTPSAddr        string           // default DefaultHTTPSAddr
+	WSAddr           string           // "" = no WebSocket listener; else MQTT over WSS at /$iothub/websocket
+	Devices          []string         // identities to register: "id" or "id/module" (idempotent; keys persist in Dir)
+	AllowNonLoopback bool             // refuse non-loopback listen addresses unless set
+	Logger           *slog.Logger     // nil = discard
+	Now              func() time.Time // nil = time.Now; used for SAS expiry checks
+	Faults           Faults           // test-only switches, zero = faithful
+}
+
+// Faults deliberately break one behaviour each, so conformance tests can
+// prove they detect it. The zero value breaks nothing.
+type Faults struct {
+	ForgetSubscriptions bool // a reconnect with clean session 0 loses the methods subscription
+	EmptyNullPayload    bool // a null request payload reaches the device as an empty body instead of "null"
+	OmitJSONContentType bool // REST success responses lack "Content-Type: application/json; charset=utf-8"
+}
+
+// WebSocketPath is the HTTP path of MQTT over WebSockets (§3.1).
+const WebSocketPath = "/$iothub/websocket"
+
+// withDefaults fills in defaults and validates the options.
+func (o Options) withDefaults() (Options, error) {
+	if o.Dir == "" {
+		return o, fmt.Errorf("localhub: Options.Dir is required")
+	}
+	if o.MQTTAddr == "" {
+		o.MQTTAddr = DefaultMQTTAddr
+	}
+	if o.HTTPSAddr == "" {
+		o.HTTPSAddr = DefaultHTTPSAddr
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	for _, a := range []string{o.MQTTAddr, o.HTTPSAddr, o.WSAddr} {
+		if a == "" {
+			continue
+		}
+		if err := checkAddr(a, o.AllowNonLoopback); err != nil {
+			return o, err
+		}
+	}
+	return o, nil
+}
+
+// checkAddr refuses addresses that are not loopback unless allowed.
+func checkAddr(addr string, allowNonLoopback bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("localhub: listen address %q: %w", addr, err)
+	}
+	if allowNonLoopback || strings.EqualFold(host, "localhost") {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("localhub: listen address %q is not loopback; set AllowNonLoopback (--allow-non-loopback) to expose the hub", addr)
+}
+
+// parseIdentity splits "id" or "id/module".
+func parseIdentity(s string) (device, module string, err error) {
+	device, module = iothub.SplitClientID(s)
+	if device == "" || strings.Contains(module, "/") || (strings.Contains(s, "/") && module == "") {
+		return "", "", fmt.Errorf("localhub: identity %q: want ID or ID/MODULE", s)
+	}
+	return device, module, nil
+}
