@@ -2,13 +2,246 @@ package main
 
 import (
 	"context"
-	"errors"
+	"crypto/x509"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/methodd/methodd/invoke"
+	"github.com/methodd/methodd/iothub"
 )
 
-// invokeCmd implements `methodd invoke`. Not built yet.
+// Exit codes of `methodd invoke` beyond the shared 0/1/2 (design §1).
+const (
+	exitUnreachable = 3 // device or module not found, or not online (404001, 404010, 404103)
+	exitTimeout     = 4 // the device did not answer in time (504101)
+	exitHubError    = 5 // any other hub, auth or network error
+)
+
+const invokeUsage = `usage: methodd invoke [flags] DEVICE[/MODULE] METHOD [PAYLOAD]
+       methodd invoke [flags] --devices-file FILE|- METHOD [PAYLOAD]
+
+Calls a direct method through the IoT Hub service REST API and prints the
+hub's answer. PAYLOAD is JSON text, @FILE, or - (standard input); omitted, it
+is null. Any JSON value is allowed. Flags go before the arguments.
+
+The hub is --connection-string, else $IOTHUB_CONNECTION_STRING, else
+$IOTHUB_SERVICE_CONNECTION_STRING; --local instead reads hub.json of the local
+hub (methodd hub, methodd run --local) from --hub-dir.
+
+Output (-o): json (default) prints the hub's body {"status":N,"payload":...}
+byte for byte; pretty indents it; payload prints only the device's payload.
+
+With --devices-file (one DEVICE or DEVICE/MODULE per line; blank lines and
+#comments ignored) the method is called on every device, --parallel at a time,
+and one JSON line per device is printed as calls complete:
+  {"device":"d","status":200,"payload":...}
+  {"device":"d","error":{"code":404103,"message":"...","trackingId":"..."}}
+(code is 0 for network errors). A summary goes to stderr, and a progress
+line too when stderr is a terminal. Throttled (429) and unavailable (503)
+answers are retried with back-off; nothing else is retried.
+
+Exit status: 0 the device replied 2xx (fan-out: every device did); 1 a device
+replied another status (fan-out: any call did not succeed); 2 usage or input
+error; 3 device or module not found or not online (404001, 404010, 404103);
+4 the device did not answer in time (504101); 5 any other hub, auth or network
+error (fan-out: when no device answered at all and such an error occurred).
+
+examples:
+  methodd invoke --local dev-device ping
+  methodd invoke dev-device reboot '{"delay": 5}'
+  methodd invoke --timeout 60s gateway/edgeModule getLogs @request.json
+  echo '[1,2,3]' | methodd invoke -o payload dev-device sum -
+  methodd invoke --devices-file fleet.txt --parallel 64 ping > results.jsonl`
+
+// invokeCmd implements `methodd invoke`.
 type invokeCmd struct{ io stdio }
 
-// Run reports that the command is not available yet (exit 2).
-func (c *invokeCmd) Run(ctx context.Context, args []string) error {
-	return withExit(exitUsage, errors.New("invoke: not available yet"))
+// invokeFlags are the parsed flags of `methodd invoke`.
+type invokeFlags struct {
+	connectionString string
+	local            bool
+	hubDir           string
+	caFile           string
+	timeout          time.Duration
+	connectTimeout   time.Duration
+	output           string
+	devicesFile      string
+	parallel         int
 }
+
+// Run implements `methodd invoke`: every argument is checked before the
+// first request, then one call or a fan-out is made.
+func (c *invokeCmd) Run(ctx context.Context, args []string) error {
+	var f invokeFlags
+	fs := newFlagSet("invoke", invokeUsage, c.io.err)
+	fs.StringVar(&f.connectionString, "connection-string", "", "hub (service) connection string; default $IOTHUB_CONNECTION_STRING or $IOTHUB_SERVICE_CONNECTION_STRING")
+	fs.BoolVar(&f.local, "local", false, "call the local hub described by hub.json in --hub-dir")
+	fs.StringVar(&f.hubDir, "hub-dir", "", "local hub state directory (default $XDG_STATE_HOME/methodd/hub, else ~/.local/state/methodd/hub)")
+	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of extra trusted root certificates")
+	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long the hub waits for the device's reply (5s..300s, whole seconds)")
+	fs.DurationVar(&f.connectTimeout, "connect-timeout", 0, "how long the hub waits for an offline device to connect (0s..300s, whole seconds)")
+	fs.StringVar(&f.output, "o", "json", "output: json, pretty or payload")
+	fs.StringVar(&f.devicesFile, "devices-file", "", "call every device listed in FILE (- for standard input) instead of DEVICE")
+	fs.IntVar(&f.parallel, "parallel", 16, "calls in flight at once with --devices-file (1..1024)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	p, err := c.plan(f, fs.Args())
+	if err != nil {
+		return err
+	}
+	client, err := c.client(f)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	if p.targets != nil {
+		return c.fanOut(ctx, client, p, f.parallel)
+	}
+	return c.single(ctx, client, p, f.output)
+}
+
+// invokePlan is everything a run calls, validated.
+type invokePlan struct {
+	target  invoke.Target   // single call
+	targets []invoke.Target // fan-out; nil for a single call
+	req     iothub.MethodRequest
+}
+
+// plan validates flags and arguments and reads the payload and the devices
+// file: every input error is found here, before any network traffic.
+func (c *invokeCmd) plan(f invokeFlags, args []string) (invokePlan, error) {
+	var p invokePlan
+	if err := checkInvokeFlags(f); err != nil {
+		return p, err
+	}
+	if f.devicesFile == "" {
+		if len(args) < 2 || len(args) > 3 {
+			return p, usageError("invoke: want DEVICE[/MODULE] METHOD [PAYLOAD], got %d arguments (flags go first; -h for help)", len(args))
+		}
+		t, err := invoke.ParseTarget(args[0])
+		if err != nil {
+			return p, usageError("invoke: %v", err)
+		}
+		p.target, args = t, args[1:]
+	} else if len(args) < 1 || len(args) > 2 {
+		return p, usageError("invoke: with --devices-file want METHOD [PAYLOAD], got %d arguments", len(args))
+	}
+	if !iothub.ValidMethodName(args[0]) {
+		return p, usageError("invoke: %q is not a valid method name (1..128 printable ASCII characters, none of / + # ? $ space and the reserved punctuation)", args[0])
+	}
+	p.req = iothub.MethodRequest{MethodName: args[0], ResponseTimeoutInSeconds: int(f.timeout / time.Second), ConnectTimeoutInSeconds: int(f.connectTimeout / time.Second)}
+	if len(args) == 2 {
+		if args[1] == "-" && f.devicesFile == "-" {
+			return p, usageError("invoke: the payload cannot come from standard input when the devices do")
+		}
+		payload, err := readPayload(args[1], c.io.in)
+		if err != nil {
+			return p, err
+		}
+		p.req.Payload = payload
+	}
+	if f.devicesFile != "" {
+		targets, err := readDevicesFile(f.devicesFile, c.io.in)
+		if err != nil {
+			return p, err
+		}
+		p.targets = targets
+	}
+	return p, nil
+}
+
+// checkInvokeFlags range-checks the flags that need no I/O.
+func checkInvokeFlags(f invokeFlags) error {
+	switch {
+	case f.timeout%time.Second != 0 || f.timeout < iothub.MinResponseTimeout*time.Second || f.timeout > iothub.MaxResponseTimeout*time.Second:
+		return usageError("invoke: --timeout %v: want whole seconds from 5s to 300s", f.timeout)
+	case f.connectTimeout%time.Second != 0 || f.connectTimeout < 0 || f.connectTimeout > iothub.MaxConnectTimeout*time.Second:
+		return usageError("invoke: --connect-timeout %v: want whole seconds from 0s to 300s", f.connectTimeout)
+	case f.output != "json" && f.output != "pretty" && f.output != "payload":
+		return usageError("invoke: -o %q: want json, pretty or payload", f.output)
+	case f.devicesFile != "" && f.output != "json":
+		return usageError("invoke: -o %s needs a single DEVICE; --devices-file prints JSON lines", f.output)
+	case f.parallel < 1 || f.parallel > 1024:
+		return usageError("invoke: --parallel %d: want 1 to 1024", f.parallel)
+	case f.local && f.connectionString != "":
+		return usageError("invoke: --local and --connection-string exclude each other")
+	}
+	return nil
+}
+
+// client builds the REST client for the hub the flags and environment name.
+func (c *invokeCmd) client(f invokeFlags) (*invoke.Client, error) {
+	hub, err := resolveHub(f, c.io.getenv)
+	if err != nil {
+		return nil, err
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	for _, file := range []string{hub.caFile, f.caFile} {
+		if file == "" {
+			continue
+		}
+		if err := addRoots(roots, file); err != nil {
+			if file == hub.caFile {
+				return nil, withExit(exitHubError, err)
+			}
+			return nil, usageError("invoke: --ca-file: %v", err)
+		}
+	}
+	cl, err := invoke.NewClient(hub.cs, invoke.ClientOptions{
+		RootCAs:   roots,
+		Addr:      hub.addr,
+		UserAgent: userAgent(),
+		MaxConns:  f.parallel,
+	})
+	if err != nil {
+		return nil, usageError("invoke: connection string (%s): %v", hub.source, err)
+	}
+	return cl, nil
+}
+
+// userAgent is "methodd/<module version>".
+func userAgent() string {
+	v := "devel"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	return "methodd/" + v
+}
+
+// single makes one call and prints its answer in the chosen format.
+func (c *invokeCmd) single(ctx context.Context, client *invoke.Client, p invokePlan, output string) error {
+	res, err := client.Invoke(ctx, p.target, p.req)
+	kind := invoke.KindOf(res, err)
+	if err != nil {
+		return withExit(exitCodeOfKind(kind), err)
+	}
+	if err := printResult(c.io.out, res, output); err != nil {
+		return withExit(exitHubError, fmt.Errorf("invoke %s %s: %w", p.target, p.req.MethodName, err))
+	}
+	if kind != invoke.KindOK {
+		return withExit(exitFailure, fmt.Errorf("invoke %s %s: the device replied status %d", p.target, p.req.MethodName, res.Status))
+	}
+	return nil
+}
+
+// exitCodeOfKind maps an outcome kind to invoke's exit code.
+func exitCodeOfKind(k invoke.Kind) int {
+	switch k {
+	case invoke.KindOK:
+		return exitOK
+	case invoke.KindDeviceError:
+		return exitFailure
+	case invoke.KindUnreachable:
+		return exitUnreachable
+	case invoke.KindTimeout:
+		return exitTimeout
+	default:
+		return exitHubError
+	}
+}
+
