@@ -244,4 +244,3 @@ func exitCodeOfKind(k invoke.Kind) int {
 		return exitHubError
 	}
 }
-

@@ -126,7 +126,7 @@ func startDevice(t testing.TB, h *testHub, id string, status int) *echoDevice {
 		t.Fatal(err)
 	}
 	opts := mqtt.NewClientOptions().
-		AddBroker("tls://"+h.info.MQTTAddr).
+		AddBroker("tls://" + h.info.MQTTAddr).
 		SetClientID(cs.ClientID()).
 		SetUsername(iothub.Username(cs.HostName, cs.ClientID(), "")).
 		SetPassword(tok).
