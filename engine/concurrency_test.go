@@ -62,7 +62,9 @@ func startBlocked(t *testing.T, c interface {
 	Call(context.Context, Request) Reply
 }, g gate) <-chan Reply {
 	done := make(chan Reply, 1)
-	go func() { done <- c.Call(context.Background(), Request{Method: "slow", Payload: []byte(`{"wait":true}`)}) }()
+	go func() {
+		done <- c.Call(context.Background(), Request{Method: "slow", Payload: []byte(`{"wait":true}`)})
+	}()
 	g.started(t)
 	return done
 }
