@@ -285,9 +285,13 @@ func (th *testHub) post(t testing.TB, path, auth string, body []byte) response {
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
-// invoke calls a method over REST like the Node service SDK (§9).
+// invoke calls a method over REST like the Node service SDK (§9), which
+// sends all four fields; a zero response timeout becomes 10 s.
 func (th *testHub) invoke(t testing.TB, device, module string, req iothub.MethodRequest) response {
 	t.Helper()
+	if req.ResponseTimeoutInSeconds == 0 {
+		req.ResponseTimeoutInSeconds = 10
+	}
 	return th.post(t, iothub.MethodsPath(device, module)+"?"+iothub.MethodsQuery, th.serviceToken(t), req.Encode())
 }
 

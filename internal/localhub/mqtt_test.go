@@ -1,0 +1,285 @@
+package localhub_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/methodd/methodd/internal/localhub"
+	"github.com/methodd/methodd/iothub"
+)
+
+// otherKey is a valid base64 key that is nobody's.
+const otherKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+// TestConnectRefused: every bad login is CONNACK 5 and the identity's live
+// session is neither kicked nor disturbed.
+func TestConnectRefused(t *testing.T) {
+	th := startHub(t, localhub.Options{Devices: []string{"dev1", "dev2"}})
+	live := th.mustConnect(t, "dev1")
+	live.subscribe(t, 0, echo)
+	good := th.creds(t, "dev1", time.Hour)
+	sign := func(resource, key string, ttl time.Duration) string {
+		tok, err := iothub.Sign(resource, key, "", time.Now().Add(ttl))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	cases := []struct {
+		name string
+		edit func(*deviceCreds)
+	}{
+		{"wrong device key", func(c *deviceCreds) { c.password = sign("localhost/devices/dev1", otherKey, time.Hour) }},
+		{"expired token", func(c *deviceCreds) {
+			cs, _ := iothub.ParseDeviceConnectionString(th.Info().Devices["dev1"])
+			c.password = sign("localhost/devices/dev1", cs.SharedAccessKey, -time.Minute)
+		}},
+		{"token for another device", func(c *deviceCreds) {
+			cs, _ := iothub.ParseDeviceConnectionString(th.Info().Devices["dev1"])
+			c.password = sign("localhost/devices/dev2", cs.SharedAccessKey, time.Hour)
+		}},
+		{"token for another hub", func(c *deviceCreds) {
+			cs, _ := iothub.ParseDeviceConnectionString(th.Info().Devices["dev1"])
+			c.password = sign("otherhub/devices/dev1", cs.SharedAccessKey, time.Hour)
+		}},
+		{"tampered signature", func(c *deviceCreds) { c.password = strings.Replace(c.password, "sig=", "sig=A", 1) }},
+		{"not a SAS token", func(c *deviceCreds) { c.password = "secret" }},
+		{"no api-version in username", func(c *deviceCreds) { c.username = "localhost/dev1/" }},
+		{"username for another host", func(c *deviceCreds) { c.username = "otherhub/dev1/?api-version=2021-04-12" }},
+		{"client id differs from username", func(c *deviceCreds) { c.username = "localhost/dev2/?api-version=2021-04-12" }},
+		{"unregistered device", func(c *deviceCreds) {
+			c.clientID, c.username = "ghost", "localhost/ghost/?api-version=2021-04-12"
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := good
+			tc.edit(&c)
+			_, err := th.connect(t, c, nil)
+			if !errors.Is(err, packets.ErrorRefusedNotAuthorised) {
+				t.Fatalf("connect error %v, want CONNACK 5 (%v)", err, packets.ErrorRefusedNotAuthorised)
+			}
+		})
+	}
+	if r := th.invoke(t, "dev1", "", iothub.MethodRequest{MethodName: "ping"}); r.status != 200 {
+		t.Fatalf("live session after refused logins: status %d %s", r.status, r.body)
+	}
+	select {
+	case err := <-live.lost:
+		t.Fatalf("live session was disconnected: %v", err)
+	default:
+	}
+	if !strings.Contains(th.logs.String(), "mqtt connection refused") {
+		t.Error("refusals were not logged")
+	}
+	if strings.Contains(th.logs.String(), "sig=") {
+		t.Error("a token leaked into the logs")
+	}
+}
+
+// TestUsernameForms: the forms SDKs use are accepted (§3.2).
+func TestUsernameForms(t *testing.T) {
+	th := startHub(t, localhub.Options{})
+	for _, u := range []string{
+		"localhost/dev1/?api-version=2021-04-12",
+		"localhost/dev1/?api-version=2020-09-30&DeviceClientType=iothubclient%2f1.2.8%20(native%3b%20x)",
+		"localhost/dev1/api-version=2020-09-30", // amenzhinsky, old C
+		"LOCALHOST/dev1/?api-version=2021-04-12",
+		"localhost:8883/dev1/?api-version=2021-04-12",
+	} {
+		c := th.creds(t, "dev1", time.Hour)
+		c.username = u
+		d, err := th.connect(t, c, nil)
+		if err != nil {
+			t.Errorf("username %q: %v", u, err)
+			continue
+		}
+		d.c.Disconnect(0)
+	}
+}
+
+// TestTokenForms: tokens with an unencoded sr (C SDK) and with a port in the
+// audience are accepted; the signature is verified over sr as sent.
+func TestTokenForms(t *testing.T) {
+	th := startHub(t, localhub.Options{})
+	cs, _ := iothub.ParseDeviceConnectionString(th.Info().Devices["dev1"])
+	c := th.creds(t, "dev1", time.Hour)
+	tok, err := iothub.Sign("localhost:1234/devices/dev1", cs.SharedAccessKey, "", time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.password = tok
+	d, err := th.connect(t, c, nil)
+	if err != nil {
+		t.Fatalf("audience with port: %v", err)
+	}
+	d.c.Disconnect(0)
+}
+
+// TestNewConnectionKicksOld: one live connection per identity (§3.1).
+func TestNewConnectionKicksOld(t *testing.T) {
+	th := startHub(t, localhub.Options{})
+	first := th.mustConnect(t, "dev1")
+	first.subscribe(t, 0, func(request) (int, []byte, bool) { return 500, []byte(`"old"`), true })
+	second := th.mustConnect(t, "dev1")
+	first.waitLost(t)
+	second.subscribe(t, 0, func(request) (int, []byte, bool) { return 200, []byte(`"new"`), true })
+	r := th.invoke(t, "dev1", "", iothub.MethodRequest{MethodName: "who"})
+	if string(r.body) != `{"status":200,"payload":"new"}` {
+		t.Fatalf("got %d %s, want the new connection's reply", r.status, r.body)
+	}
+	if !strings.Contains(th.logs.String(), "mqtt connection kicked") {
+		t.Error("kick was not logged")
+	}
+}
+
+// TestForbiddenTrafficDisconnects: anything outside the IoT Hub topics ends
+// the connection, as the real hub does (§3.3).
+func TestForbiddenTrafficDisconnects(t *testing.T) {
+	th := startHub(t, localhub.Options{Devices: []string{"dev1", "dev2"}})
+	publish := func(topic string, qos byte) func(paho.Client) paho.Token {
+		return func(c paho.Client) paho.Token { return c.Publish(topic, qos, false, []byte(`{}`)) }
+	}
+	subscribe := func(filters ...string) func(paho.Client) paho.Token {
+		return func(c paho.Client) paho.Token {
+			m := map[string]byte{}
+			for _, f := range filters {
+				m[f] = 0
+			}
+			return c.SubscribeMultiple(m, nil)
+		}
+	}
+	cases := []struct {
+		name string
+		do   func(paho.Client) paho.Token
+	}{
+		{"publish to an arbitrary topic", publish("foo/bar", 0)},
+		{"publish to another device's telemetry", publish("devices/dev2/messages/events/", 0)},
+		{"publish at QoS 2", publish(iothub.MethodResponseTopic(200, "1"), 2)},
+		{"publish a malformed method reply", publish("$iothub/methods/res/abc/?$rid=1", 0)},
+		{"publish QoS 1 to an arbitrary topic", publish("foo", 1)},
+		{"subscribe to #", subscribe("#")},
+		{"subscribe with another wildcard", subscribe("$iothub/methods/POST/+")},
+		{"subscribe to another device's messages", subscribe("devices/dev2/messages/devicebound/#")},
+		{"subscribe to $SYS", subscribe("$SYS/#")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := th.mustConnect(t, "dev1")
+			tc.do(d.c).WaitTimeout(time.Second) // may never complete: the hub hangs up
+			d.waitLost(t)
+		})
+	}
+}
+
+// TestAllowedTrafficKeepsConnection: telemetry, QoS 1 replies, QoS 2
+// subscriptions (granted QoS 1) and the documented filters are fine.
+func TestAllowedTrafficKeepsConnection(t *testing.T) {
+	th := startHub(t, localhub.Options{})
+	d := th.mustConnect(t, "dev1")
+	tok := d.c.SubscribeMultiple(map[string]byte{
+		"$iothub/twin/res/#":                      0,
+		"$iothub/twin/PATCH/properties/desired/#": 1,
+		"devices/dev1/messages/devicebound/#":     1,
+	}, nil)
+	if !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	for _, topic := range []string{"devices/dev1/messages/events/", "devices/dev1/messages/events/a=b", "devices/dev1/messages/events"} {
+		if tok := d.c.Publish(topic, 1, false, []byte("t")); !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+			t.Fatalf("telemetry %q: %v", topic, tok.Error())
+		}
+	}
+	sub := d.c.Subscribe(iothub.MethodsSubscription, 2, nil)
+	if !sub.WaitTimeout(waitFor) || sub.Error() != nil {
+		t.Fatalf("subscribe QoS 2: %v", sub.Error())
+	}
+	if got := sub.(*paho.SubscribeToken).Result()[iothub.MethodsSubscription]; got != 1 {
+		t.Errorf("QoS 2 subscription granted %d, want 1", got)
+	}
+	d.setHandler(t, func(r request) (int, []byte, bool) { return 200, r.payload, true }, nil)
+	if r := th.invoke(t, "dev1", "", iothub.MethodRequest{MethodName: "m", Payload: []byte(`1`)}); r.status != 200 {
+		t.Fatalf("invoke: %d %s", r.status, r.body)
+	}
+	select {
+	case err := <-d.lost:
+		t.Fatalf("disconnected by allowed traffic: %v", err)
+	default:
+	}
+}
+
+// TestPersistentSession: with clean session 0 the methods subscription
+// survives a reconnect without a new SUBSCRIBE (the Node SDK renews its SAS
+// that way, §9); with Faults.ForgetSubscriptions, or clean session 1, it
+// does not.
+func TestPersistentSession(t *testing.T) {
+	cases := []struct {
+		name     string
+		faults   localhub.Faults
+		clean    bool
+		wantCode int // 0 = success
+	}{
+		{"clean session 0 keeps the subscription", localhub.Faults{}, false, 0},
+		{"fault ForgetSubscriptions", localhub.Faults{ForgetSubscriptions: true}, false, iothub.CodeDeviceNotOnline},
+		{"clean session 1 drops the subscription", localhub.Faults{}, true, iothub.CodeDeviceNotOnline},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			th := startHub(t, localhub.Options{Faults: tc.faults})
+			clean := func(o *paho.ClientOptions) { o.SetCleanSession(tc.clean) }
+			first, err := th.connect(t, th.creds(t, "dev1", time.Hour), clean)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first.subscribe(t, 0, echo)
+			first.c.Disconnect(100)
+			eventually(t, "the hub to see the device offline", func() bool {
+				r := th.invoke(t, "dev1", "", iothub.MethodRequest{MethodName: "m"})
+				return r.status == 404
+			})
+			// Reconnect with a fresh token and no SUBSCRIBE.
+			second, err := th.connect(t, th.creds(t, "dev1", time.Hour), clean)
+			if err != nil {
+				t.Fatal(err)
+			}
+			second.setHandler(t, echo, nil)
+			r := th.invoke(t, "dev1", "", iothub.MethodRequest{MethodName: "m", Payload: []byte(`"x"`)})
+			if tc.wantCode == 0 {
+				if string(r.body) != `{"status":200,"payload":"x"}` {
+					t.Fatalf("got %d %s, want the inherited subscription to deliver", r.status, r.body)
+				}
+				return
+			}
+			wantError(t, r, tc.wantCode)
+		})
+	}
+}
+
+// TestExpiredTokenDisconnects: a token expiring on a live connection ends it.
+func TestExpiredTokenDisconnects(t *testing.T) {
+	th := startHub(t, localhub.Options{})
+	start := time.Now()
+	d, err := th.connect(t, th.creds(t, "dev1", 2*time.Second), nil)
+	if err != nil {
+		t.Fatalf("connect with a short-lived token: %v", err)
+	}
+	d.waitLost(t)
+	if el := time.Since(start); el > 4*time.Second {
+		t.Errorf("disconnected after %v, want at the token's expiry (≤ 2 s)", el)
+	}
+	eventually(t, "the expiry to be logged", func() bool { return strings.Contains(th.logs.String(), "mqtt token expired") })
+}
+
+// TestProtocolVersion: only MQTT 3.1.1 is accepted.
+func TestProtocolVersion(t *testing.T) {
+	th := startHub(t, localhub.Options{})
+	_, err := th.connect(t, th.creds(t, "dev1", time.Hour), func(o *paho.ClientOptions) { o.SetProtocolVersion(3) })
+	if !errors.Is(err, packets.ErrorRefusedBadProtocolVersion) {
+		t.Fatalf("MQTT 3.1 connect: %v, want CONNACK 1", err)
+	}
+}
