@@ -1,14 +1,106 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/methodd/methodd/engine"
 )
 
-// callCmd implements `methodd call`. Not built yet.
+const callUsage = `usage: methodd call [--config FILE] [flags] METHOD [PAYLOAD]
+
+Run one method of a handlers file through the same engine as "methodd run",
+without any hub, and print {"status":N,"payload":...} on one line. PAYLOAD is
+JSON text, @FILE, or - for stdin; omitted means null. Flags go before METHOD.
+Exit 0 for a 2xx status, 1 otherwise, 2 for bad JSON or an invalid file.
+
+examples:
+  methodd call --config handlers.yaml.example ping
+  methodd call --config handlers.yaml.example diskUsage '{"path": "/"}'
+  echo '{"flag": "-r"}' | methodd call --config handlers.yaml.example kernel -`
+
+// callCmd implements `methodd call`.
 type callCmd struct{ io stdio }
 
-// Run reports that the command is not available yet (exit 2).
+// Run loads the file, makes one call and prints the reply.
 func (c *callCmd) Run(ctx context.Context, args []string) error {
-	return withExit(exitUsage, errors.New("call: not available yet"))
+	fs := newFlagSet("call", callUsage, c.io.err)
+	config := fs.String("config", engine.DefaultConfigPath, "handlers file")
+	deviceID := fs.String("device-id", "local", "device id the method sees (deviceId, METHODD_DEVICE_ID)")
+	moduleID := fs.String("module-id", "", "module id the method sees (moduleId, METHODD_MODULE_ID)")
+	requestID := fs.String("request-id", "1", "request id the method sees (requestId, METHODD_REQUEST_ID)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) < 1 || len(rest) > 2 {
+		fs.Usage()
+		return usageError("call: expected METHOD [PAYLOAD]")
+	}
+	var payload []byte
+	if len(rest) == 2 {
+		p, err := readPayloadArg(rest[1], c.io.in)
+		if err != nil {
+			return usageError("call: %w", err)
+		}
+		payload = p
+	}
+	set, err := engine.Load(*config, engine.Options{})
+	var diags engine.Diagnostics
+	if errors.As(err, &diags) {
+		fmt.Fprintln(c.io.err, diags.Error())
+		return withExit(exitUsage, fmt.Errorf("call: %s is not valid (see methodd check)", *config))
+	}
+	if err != nil {
+		return withExit(exitUsage, fmt.Errorf("call: %w", err))
+	}
+	for _, w := range set.Warnings() {
+		fmt.Fprintln(c.io.err, w.String())
+	}
+	rep := set.Call(ctx, engine.Request{Method: rest[0], RequestID: *requestID, DeviceID: *deviceID, ModuleID: *moduleID, Payload: payload})
+	var line bytes.Buffer
+	fmt.Fprintf(&line, `{"status":%d,"payload":`, rep.Status)
+	if err := json.Compact(&line, rep.Payload); err != nil {
+		return fmt.Errorf("call: reply payload: %w", err)
+	}
+	line.WriteString("}\n")
+	if _, err := c.io.out.Write(line.Bytes()); err != nil {
+		return err
+	}
+	if rep.Status < 200 || rep.Status > 299 {
+		return withExit(exitFailure, errSilent)
+	}
+	return nil
+}
+
+// readPayloadArg reads a PAYLOAD argument: JSON text, @FILE or - (stdin),
+// and checks that it is JSON.
+func readPayloadArg(arg string, stdin io.Reader) ([]byte, error) {
+	var data []byte
+	switch {
+	case arg == "-":
+		b, err := io.ReadAll(stdin)
+		if err != nil {
+			return nil, fmt.Errorf("read payload from stdin: %w", err)
+		}
+		data = b
+	case strings.HasPrefix(arg, "@"):
+		b, err := os.ReadFile(arg[1:])
+		if err != nil {
+			return nil, fmt.Errorf("read payload: %w", err)
+		}
+		data = b
+	default:
+		data = []byte(arg)
+	}
+	if !json.Valid(data) {
+		return nil, fmt.Errorf("PAYLOAD is not valid JSON: %.80q", data)
+	}
+	return bytes.TrimSpace(data), nil
 }

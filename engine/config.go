@@ -166,3 +166,7 @@ func (l *loader) parseBuiltins(n *yaml.Node) builtinNames {
 	}
 	return b
 }
+
+// DefaultConfigPath is where run, check and call look for the handlers
+// file when --config is not given.
+const DefaultConfigPath = "/etc/methodd/handlers.yaml"
