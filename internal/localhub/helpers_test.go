@@ -147,8 +147,23 @@ func (th *testHub) pahoOptions(c deviceCreds) *paho.ClientOptions {
 		SetConnectTimeout(waitFor)
 }
 
-// connect connects with c; it returns the CONNECT error (refusals included).
+// connect connects with c over TLS; it returns the CONNECT error
+// (refusals included).
 func (th *testHub) connect(t testing.TB, c deviceCreds, edit func(*paho.ClientOptions)) (*device, error) {
+	t.Helper()
+	return th.connectWith(t, c, edit)
+}
+
+// connectURL connects with c to a broker URL (e.g. wss://...).
+func (th *testHub) connectURL(t testing.TB, url string, c deviceCreds) (*device, error) {
+	t.Helper()
+	return th.connectWith(t, c, func(o *paho.ClientOptions) {
+		o.Servers = nil
+		o.AddBroker(url)
+	})
+}
+
+func (th *testHub) connectWith(t testing.TB, c deviceCreds, edit func(*paho.ClientOptions)) (*device, error) {
 	t.Helper()
 	d := &device{lost: make(chan error, 1)}
 	opts := th.pahoOptions(c).SetConnectionLostHandler(func(_ paho.Client, err error) {
