@@ -49,7 +49,8 @@ type Hub struct {
 }
 
 // Start creates or reuses the state in opts.Dir (CA, server certificate,
-// registry, policy keys), registers opts.Devices, binds the MQTT/TLS, HTTPS
+// registry, policy keys), registers opts.Devices (or opts.DefaultDevice in
+// an empty registry), binds the MQTT/TLS, HTTPS
 // and (optionally) WSS listeners and writes DIR/hub.json. When it returns
 // without error the hub is listening and hub.json is in place. ctx bounds
 // start-up only; the hub runs until Close.
@@ -103,7 +104,11 @@ func (h *Hub) prepareState() error {
 		return err
 	}
 	h.reg = reg
-	for _, id := range h.opts.Devices {
+	ids := h.opts.Devices
+	if h.opts.DefaultDevice != "" && len(ids) == 0 && len(reg.identities()) == 0 {
+		ids = []string{h.opts.DefaultDevice}
+	}
+	for _, id := range ids {
 		d, m, err := parseIdentity(id)
 		if err != nil {
 			return err

@@ -29,6 +29,7 @@ type Options struct {
 	HTTPSAddr        string           // default DefaultHTTPSAddr
 	WSAddr           string           // "" = no WebSocket listener; else MQTT over WSS at /$iothub/websocket
 	Devices          []string         // identities to register: "id" or "id/module" (idempotent; keys persist in Dir)
+	DefaultDevice    string           // "id" or "id/module" registered only when no identity is registered at all
 	AllowNonLoopback bool             // refuse non-loopback listen addresses unless set
 	Logger           *slog.Logger     // nil = discard
 	Now              func() time.Time // nil = time.Now; used for SAS expiry checks

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -179,4 +180,27 @@ func TestDefaultDir(t *testing.T) {
 			t.Errorf("%s: %q, %v; want %q", tc.name, got, err, tc.want)
 		}
 	}
+}
+
+// TestDefaultDevice: registered only into an empty registry.
+func TestDefaultDevice(t *testing.T) {
+	dir := t.TempDir()
+	first := startHub(t, localhub.Options{Dir: dir, Devices: []string{}, DefaultDevice: "dev-device"})
+	if got := sortedIDs(first.Info().Devices); got != "dev-device" {
+		t.Fatalf("devices %q, want dev-device", got)
+	}
+	first.Close()
+	second := startHub(t, localhub.Options{Dir: dir, Devices: []string{}, DefaultDevice: "another"})
+	if got := sortedIDs(second.Info().Devices); got != "dev-device" {
+		t.Fatalf("devices %q after restart, want the existing registry only", got)
+	}
+}
+
+func sortedIDs(m map[string]string) string {
+	ids := []string{}
+	for k := range m {
+		ids = append(ids, k)
+	}
+	slices.Sort(ids)
+	return strings.Join(ids, ",")
 }
