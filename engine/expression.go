@@ -200,7 +200,9 @@ func (l *loader) exprError(n *yaml.Node, path string, off int, err error, env ty
 		if name, ok := strings.CutPrefix(msg, "unknown name "); ok {
 			names := make([]string, 0, len(env))
 			for k := range env {
-				names = append(names, k)
+				if k != "null" {
+					names = append(names, k)
+				}
 			}
 			slices.Sort(names)
 			if sg := suggest(name, names); sg != "" {
