@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -116,15 +117,32 @@ func startEchoDevice(t testing.TB, h *testHub, id string) *echoDevice {
 // startDevice is startEchoDevice with a forced reply status (0: none).
 func startDevice(t testing.TB, h *testHub, id string, status int) *echoDevice {
 	t.Helper()
-	d := &echoDevice{status: status}
-	cs, err := iothub.ParseDeviceConnectionString(h.info.Devices[id])
-	if err != nil {
-		t.Fatalf("device %s: %v", id, err)
-	}
-	tok, err := iothub.Sign(cs.Resource(), cs.SharedAccessKey, "", time.Now().Add(time.Hour))
+	d, err := connectDevice(h, id, status)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { d.client.Disconnect(0) })
+	return d
+}
+
+// connectDevice connects and subscribes identity id; the caller disconnects.
+// It may be called from any goroutine.
+func connectDevice(h *testHub, id string, status int) (*echoDevice, error) {
+	d := &echoDevice{status: status}
+	cs, err := iothub.ParseDeviceConnectionString(h.info.Devices[id])
+	if err != nil {
+		return nil, fmt.Errorf("device %s: %w", id, err)
+	}
+	tok, err := iothub.Sign(cs.Resource(), cs.SharedAccessKey, "", time.Now().Add(time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	pem, err := os.ReadFile(h.info.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
 	opts := mqtt.NewClientOptions().
 		AddBroker("tls://" + h.info.MQTTAddr).
 		SetClientID(cs.ClientID()).
@@ -134,16 +152,46 @@ func startDevice(t testing.TB, h *testHub, id string, status int) *echoDevice {
 		SetProtocolVersion(4).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
-		SetTLSConfig(&tls.Config{RootCAs: h.roots(t), ServerName: "localhost"})
+		SetTLSConfig(&tls.Config{RootCAs: roots, ServerName: "localhost"})
 	d.client = mqtt.NewClient(opts)
 	if tk := d.client.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
-		t.Fatalf("device %s connect: %v", id, tk.Error())
+		return nil, fmt.Errorf("device %s connect: %v", id, tk.Error())
 	}
-	t.Cleanup(func() { d.client.Disconnect(0) })
 	if tk := d.client.Subscribe(iothub.MethodsSubscription, 0, d.handle); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
-		t.Fatalf("device %s subscribe: %v", id, tk.Error())
+		d.client.Disconnect(0)
+		return nil, fmt.Errorf("device %s subscribe: %v", id, tk.Error())
 	}
-	return d
+	return d, nil
+}
+
+// startDevices connects many identities concurrently (8 at a time), all
+// echoing except those in forced, which answer with the given status.
+func startDevices(t testing.TB, h *testHub, ids []string, forced map[string]int) {
+	t.Helper()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, 8)
+	)
+	for _, id := range ids {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			d, err := connectDevice(h, id, forced[id])
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			t.Cleanup(func() { d.client.Disconnect(0) })
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d devices failed to start, first: %v", len(errs), errs[0])
+	}
 }
 
 func (d *echoDevice) handle(c mqtt.Client, m mqtt.Message) {

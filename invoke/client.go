@@ -41,8 +41,9 @@ type ClientOptions struct {
 	Now func() time.Time
 	// UserAgent is sent as User-Agent; empty means "methodd".
 	UserAgent string
-	// MaxConns is the number of keep-alive connections kept per host; set it
-	// to at least the fan-out parallelism. Zero means 16.
+	// MaxConns bounds the connections to the hub, in use or idle; calls
+	// beyond it wait for a free connection. Set it to the fan-out
+	// parallelism. Zero means 16.
 	MaxConns int
 	// TokenTTL is the lifetime of minted tokens; zero means DefaultTokenTTL.
 	TokenTTL time.Duration
@@ -136,6 +137,7 @@ func newTransport(serverName string, opts ClientOptions) *http.Transport {
 		TLSHandshakeTimeout: 15 * time.Second,
 		MaxIdleConns:        conns,
 		MaxIdleConnsPerHost: conns,
+		MaxConnsPerHost:     conns,
 		IdleConnTimeout:     90 * time.Second,
 	}
 }

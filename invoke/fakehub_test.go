@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -31,6 +32,7 @@ type fakeHub struct {
 	requests              []recorded
 	calls                 map[string]int // per method name
 	inflight, maxInflight int
+	conns                 int // TCP connections accepted
 }
 
 type recorded struct {
@@ -41,7 +43,15 @@ type recorded struct {
 
 func newFakeHub(t *testing.T) *fakeHub {
 	h := &fakeHub{t: t, calls: map[string]int{}}
-	h.srv = httptest.NewTLSServer(http.HandlerFunc(h.serve))
+	h.srv = httptest.NewUnstartedServer(http.HandlerFunc(h.serve))
+	h.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			h.mu.Lock()
+			h.conns++
+			h.mu.Unlock()
+		}
+	}
+	h.srv.StartTLS()
 	t.Cleanup(h.srv.Close)
 	return h
 }

@@ -10,9 +10,15 @@ import (
 
 func TestInvokeManyBoundsParallelismAndReportsEachOnce(t *testing.T) {
 	hub := newFakeHub(t)
-	c := hub.client(t)
+	opts := hub.options()
+	opts.MaxConns = 4
+	c, err := NewClient(hub.connectionString(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
 	var targets []Target
-	for i := range 60 {
+	for i := range 200 {
 		targets = append(targets, Target{Device: fmt.Sprintf("dev-%02d", i)})
 	}
 	seen := map[string]int{}
@@ -28,8 +34,8 @@ func TestInvokeManyBoundsParallelismAndReportsEachOnce(t *testing.T) {
 			t.Errorf("%s: got %+v", o.Target, o)
 		}
 	})
-	if len(seen) != 60 {
-		t.Errorf("got %d distinct outcomes, want 60", len(seen))
+	if len(seen) != 200 {
+		t.Errorf("got %d distinct outcomes, want 200", len(seen))
 	}
 	for d, n := range seen {
 		if n != 1 {
@@ -41,6 +47,12 @@ func TestInvokeManyBoundsParallelismAndReportsEachOnce(t *testing.T) {
 	hub.mu.Unlock()
 	if maxIn > 4 || maxIn < 1 {
 		t.Errorf("hub saw %d calls in flight, want 1..4", maxIn)
+	}
+	hub.mu.Lock()
+	conns := hub.conns
+	hub.mu.Unlock()
+	if conns > 4 {
+		t.Errorf("hub accepted %d connections for 200 calls 4 at a time with MaxConns 4, want at most 4 (keep-alive)", conns)
 	}
 }
 
