@@ -63,7 +63,7 @@ func valueReply(status int, v any, what string) Reply {
 	if raw, ok := v.(json.RawMessage); ok {
 		return Reply{Status: status, Payload: raw}
 	}
-	b, err := marshal(v)
+	b, err := appendJSON(make([]byte, 0, 256), v, 0)
 	if err != nil {
 		return errorReply(500, fmt.Sprintf("%s: cannot encode as JSON: %v", what, err))
 	}
@@ -99,9 +99,9 @@ func commandPayload(res *procResult) json.RawMessage {
 	b = append(b, `{"exitCode":`...)
 	b = strconv.AppendInt(b, int64(res.exitCode), 10)
 	b = append(b, `,"stdout":`...)
-	b = appendJSONString(b, stdout)
+	b = appendJSONString(b, string(stdout))
 	b = append(b, `,"stderr":`...)
-	b = appendJSONString(b, stderr)
+	b = appendJSONString(b, string(stderr))
 	if cut || res.truncated {
 		b = append(b, `,"truncated":true`...)
 	}
@@ -165,11 +165,11 @@ func runeJSONLen(r rune, w int) int {
 
 // appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
 // as encoding/json does.
-func appendJSONString(b, s []byte) []byte {
+func appendJSONString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	for i := 0; i < len(s); {
-		r, w := utf8.DecodeRune(s[i:])
+		r, w := utf8.DecodeRuneInString(s[i:])
 		switch {
 		case r == utf8.RuneError && w == 1:
 			b = append(b, `\ufffd`...)

@@ -3,14 +3,16 @@ package engine
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
 	cases := []string{"", "plain", "quote\" back\\slash", "\n\r\t\x00\x1f", "é✓", "bad\xff\xfeutf8", "<&>", "\u2028"}
 	for _, c := range cases {
-		got := appendJSONString(nil, []byte(c))
+		got := appendJSONString(nil, c)
 		var back string
 		if err := json.Unmarshal(got, &back); err != nil {
 			t.Errorf("%q: invalid JSON %s: %v", c, got, err)
@@ -53,6 +55,35 @@ func TestCommandPayloadAlwaysFits(t *testing.T) {
 	small := procResult{stdout: []byte("hi"), stderr: []byte("")}
 	if p := string(commandPayload(&small)); p != `{"exitCode":0,"stdout":"hi","stderr":""}` {
 		t.Errorf("small payload: got %s", p)
+	}
+}
+
+// TestAppendJSONMatchesEncodingJSON: the fast encoder gives the same bytes
+// as encoding/json (without HTML escaping) for JSON-shaped values.
+func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
+	values := []any{nil, true, 0, -7, int64(1) << 60, 1.5, 1e21, 1e-7, 123456789.0, -0.000001, "s<&>",
+		[]any{1.0, "x", nil, []any{}}, map[string]any{"b": 1, "a": map[string]any{"z": false, "\n": "\u0001"}},
+		time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), json.RawMessage(`{"raw":true}`), struct{ X int }{3}, []string{"a"}}
+	for _, v := range values {
+		got, err := appendJSON(nil, v, 0)
+		if err != nil {
+			t.Errorf("%#v: %v", v, err)
+			continue
+		}
+		want, _ := marshal(v)
+		if string(got) != string(want) {
+			t.Errorf("%#v:\ngot  %s\nwant %s", v, got, want)
+		}
+	}
+	deep := any(nil)
+	for range maxEncodeDepth + 2 {
+		deep = []any{deep}
+	}
+	if _, err := appendJSON(nil, deep, 0); err == nil {
+		t.Error("no error for a value nested too deeply")
+	}
+	if _, err := appendJSON(nil, math.NaN(), 0); err == nil {
+		t.Error("no error for NaN")
 	}
 }
 
