@@ -1,0 +1,156 @@
+package device
+
+import (
+	"context"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/methodd/methodd/iothub"
+)
+
+// Request is one direct-method call as received.
+type Request struct {
+	Method  string
+	RID     string // the $rid, opaque, echoed in the reply
+	Payload []byte // the raw bytes as received; empty when the caller sent null
+}
+
+// Response is a handler's reply. Payload should be valid JSON of at most
+// iothub.MaxPayloadBytes; empty is sent as an empty body (the hub reports
+// null).
+type Response struct {
+	Status  int
+	Payload []byte
+}
+
+// Handler answers method requests. HandleMethod is called concurrently, each
+// call in its own goroutine; it must honour ctx, which is cancelled when the
+// session gives up draining at shutdown.
+type Handler interface {
+	HandleMethod(ctx context.Context, r Request) Response
+}
+
+// Status codes of the replies the session makes itself.
+const (
+	statusInternal    = 500
+	statusUnavailable = 503
+)
+
+// Bodies of the replies the session makes itself.
+var (
+	bodyBusy     = []byte(`{"error":"busy: too many calls in flight"}`)
+	bodyStopping = []byte(`{"error":"shutting down"}`)
+	bodyTooLarge = []byte(`{"error":"reply exceeds 128 KB"}`)
+)
+
+// onMessage is paho's handler for every PUBLISH on c. It runs on paho's
+// receive path, so it never blocks: it parses the topic and starts a
+// goroutine, or refuses the request when too many are running.
+func (s *Session) onMessage(c *conn, m mqtt.Message) {
+	method, rid, err := iothub.ParseMethodRequestTopic(m.Topic())
+	if err != nil {
+		s.log.Warn("ignoring message on an unexpected topic", "conn", c.id, "topic", m.Topic(), "err", err)
+		return
+	}
+	req := Request{Method: method, RID: rid, Payload: m.Payload()}
+	s.mu.Lock()
+	closing, ctx := s.closing, s.handlers
+	if !closing {
+		select {
+		case s.sem <- struct{}{}:
+			s.calls.Add(1)
+			s.mu.Unlock()
+			go s.handle(ctx, c, req)
+			return
+		default:
+		}
+	}
+	body := bodyBusy
+	if closing {
+		body = bodyStopping
+	}
+	select {
+	case s.spare <- struct{}{}:
+		s.calls.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.done(s.spare)
+			s.reply(c, req, Response{Status: statusUnavailable, Payload: body}, time.Now())
+		}()
+	default:
+		s.mu.Unlock()
+		s.log.Error("call dropped: too many calls in flight", "method", method, "requestId", rid)
+	}
+}
+
+// handle runs the handler for one request and publishes its reply.
+func (s *Session) handle(ctx context.Context, c *conn, req Request) {
+	defer s.done(s.sem)
+	start := time.Now()
+	resp := s.h.HandleMethod(ctx, req)
+	if len(resp.Payload) > iothub.MaxPayloadBytes {
+		s.log.Error("reply too large", "method", req.Method, "requestId", req.RID, "bytes", len(resp.Payload))
+		resp = Response{Status: statusInternal, Payload: bodyTooLarge}
+	}
+	s.reply(c, req, resp, start)
+}
+
+func (s *Session) done(tokens chan struct{}) {
+	<-tokens
+	s.calls.Done()
+}
+
+// reply publishes resp for req, which arrived on c, on the connection
+// replyTarget picks, waiting (bounded) while a renewal connects. A reply
+// with nowhere to go is dropped and logged.
+func (s *Session) reply(c *conn, req Request, resp Response, start time.Time) {
+	topic := iothub.MethodResponseTopic(resp.Status, req.RID)
+	deadline := time.NewTimer(s.cfg.DialTimeout)
+	defer deadline.Stop()
+	for {
+		t, wait := s.replyTarget(c)
+		if wait != nil {
+			select {
+			case <-wait:
+				continue
+			case <-deadline.C:
+				s.dropped(req, resp, "timed out waiting for a connection")
+				return
+			}
+		}
+		if t == nil {
+			s.dropped(req, resp, "the connection it arrived on was lost")
+			return
+		}
+		err := s.publish(t, topic, resp.Payload, deadline.C)
+		if err == nil {
+			s.log.Debug("call answered", "method", req.Method, "requestId", req.RID, "status", resp.Status,
+				"conn", t.id, "durationMs", time.Since(start).Milliseconds())
+			return
+		}
+		// The target died under us; wait until it is marked down, then
+		// look again: a renewal may have replaced it.
+		select {
+		case <-t.lost:
+		case <-deadline.C:
+			s.dropped(req, resp, err.Error())
+			return
+		}
+	}
+}
+
+// publish sends one QoS 0 PUBLISH on t and waits until paho has written it.
+func (s *Session) publish(t *conn, topic string, payload []byte, deadline <-chan time.Time) error {
+	tok := t.client.Publish(topic, 0, false, payload)
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-deadline:
+		return context.DeadlineExceeded
+	}
+}
+
+func (s *Session) dropped(req Request, resp Response, why string) {
+	s.log.Warn("reply dropped", "method", req.Method, "requestId", req.RID, "status", resp.Status, "reason", why)
+}

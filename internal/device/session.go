@@ -1,0 +1,301 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/methodd/methodd/iothub"
+)
+
+// stableUptime is how long a connection must stay up before the reconnect
+// back-off starts again from its minimum; a connection that keeps dying
+// soon after it is made (a hub kicking a duplicate identity, say) backs off.
+const stableUptime = 30 * time.Second
+
+// disconnectQuiesce bounds how long closing a connection waits for its
+// DISCONNECT packet to be written, in milliseconds (paho's unit).
+const disconnectQuiesce = 250
+
+// drainGrace is how long drain waits for handlers after cancelling their
+// context before it stops waiting for them.
+const drainGrace = 5 * time.Second
+
+// Session is one device or module identity connected to a hub. Build it
+// with New and call Run once.
+type Session struct {
+	cfg     Config
+	h       Handler
+	log     *slog.Logger
+	backoff backoff
+	sem     chan struct{} // one token per running handler
+	spare   chan struct{} // one token per goroutine sending a refusal
+	running atomic.Bool
+
+	mu       sync.Mutex // guards the fields below and every conn's state
+	closing  bool       // shutting down: new requests are refused
+	calls    sync.WaitGroup
+	handlers context.Context // parent of every handler's context
+}
+
+// New validates cfg, applies its defaults and returns a session that calls h
+// for every method request. It does no I/O.
+func New(cfg Config, h Handler) (*Session, error) {
+	if h == nil {
+		return nil, errors.New("device: nil handler")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Session{
+		cfg:     cfg,
+		h:       h,
+		log:     cfg.Logger.With("component", "device", "identity", cfg.Identity.ClientID()),
+		backoff: newBackoff(cfg.BackoffMin, cfg.BackoffMax),
+		sem:     make(chan struct{}, cfg.MaxInFlight),
+		spare:   make(chan struct{}, 64),
+	}, nil
+}
+
+// Run connects, keeps the session connected (reconnecting with back-off,
+// renewing the SAS before it expires) and answers method requests until ctx
+// is done. It then refuses new requests, waits for the running ones (at most
+// DrainTimeout, after which their context is cancelled), disconnects and
+// returns nil. Connection failures are retried, never returned; Run returns
+// an error only if it is called twice.
+func (s *Session) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("device: Run called twice")
+	}
+	handlers, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
+	s.mu.Lock()
+	s.handlers = handlers
+	s.mu.Unlock()
+
+	cur := s.loop(ctx)
+	s.drain(cur, cancelHandlers)
+	s.emit(State{Kind: Stopped})
+	s.log.Info("session stopped")
+	return nil
+}
+
+// loop runs connections until ctx is done and returns the last one.
+func (s *Session) loop(ctx context.Context) *conn {
+	var (
+		cur      *conn
+		id       uint64
+		failures int
+		upSince  time.Time
+	)
+	for ctx.Err() == nil {
+		id++
+		next := newConn(id)
+		renewal := s.isUp(cur)
+		if renewal {
+			s.link(cur, next)
+		}
+		s.emit(State{Kind: Connecting, Conn: id, Renewal: renewal})
+		cr, err := s.connect(ctx, next)
+		if err != nil {
+			if renewal {
+				s.unlink(cur)
+			} else {
+				cur = next
+			}
+			if ctx.Err() != nil {
+				break
+			}
+			delay := s.backoff.delay(failures)
+			failures++
+			s.log.Warn("connect failed", "conn", id, "renewal", renewal, "err", err, "retryIn", delay)
+			s.emit(State{Kind: Disconnected, Conn: id, Renewal: renewal, Err: err, RetryIn: delay})
+			if !sleep(ctx, delay) {
+				break
+			}
+			continue
+		}
+		if renewal {
+			s.retire(cur)
+		}
+		cur, upSince = next, time.Now()
+		s.log.Info("connected", "conn", id, "transport", s.cfg.Transport, "renewal", renewal, "tokenExpiry", cr.expiry)
+		s.emit(State{Kind: Connected, Conn: id, Renewal: renewal})
+
+		lost := s.hold(ctx, cur, cr)
+		if !lost {
+			continue // renewal due, or ctx done
+		}
+		if time.Since(upSince) >= stableUptime {
+			failures = 0
+		}
+		delay := s.backoff.delay(failures)
+		failures++
+		s.log.Warn("connection lost", "conn", id, "err", cur.lostErr, "retryIn", delay)
+		s.emit(State{Kind: Disconnected, Conn: id, Err: cur.lostErr, RetryIn: delay})
+		if !sleep(ctx, delay) {
+			break
+		}
+	}
+	return cur
+}
+
+// hold waits while c is up. It returns true when c was lost, false when ctx
+// is done or the token is due for renewal (c is still up then).
+func (s *Session) hold(ctx context.Context, c *conn, cr credentials) bool {
+	renew := timerAt(s.cfg.Now(), cr.renewAt)
+	warn := timerAt(s.cfg.Now(), fixedTokenWarning(cr, s.cfg.Now()))
+	defer stopTimer(renew)
+	defer stopTimer(warn)
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-c.lost:
+			return true
+		case <-timerC(renew):
+			s.log.Info("renewing SAS token", "conn", c.id)
+			return false
+		case <-timerC(warn):
+			s.log.Warn("the connection string's SharedAccessSignature expires soon and cannot be renewed; the hub will disconnect at expiry",
+				"expiry", cr.expiry)
+			warn = nil
+		}
+	}
+}
+
+// connect dials c, sends CONNECT with fresh credentials and subscribes to
+// method requests; it returns once the SUBACK is in. On failure c is down
+// and its client closed.
+func (s *Session) connect(ctx context.Context, c *conn) (credentials, error) {
+	cr, err := s.cfg.mint()
+	if err != nil {
+		s.setDown(c, err)
+		return cr, fmt.Errorf("credentials: %w", err)
+	}
+	opts := s.cfg.clientOptions(cr.password,
+		func(_ mqtt.Client, m mqtt.Message) { s.onMessage(c, m) },
+		func(_ mqtt.Client, err error) { s.setDown(c, err) })
+	c.client = mqtt.NewClient(opts)
+	fail := func(err error) (credentials, error) {
+		s.setDown(c, err)
+		c.client.Disconnect(0)
+		return cr, err
+	}
+	if err := s.await(ctx, c.client.Connect()); err != nil {
+		return fail(fmt.Errorf("connect: %w", err))
+	}
+	tok := c.client.Subscribe(iothub.MethodsSubscription, 0, nil)
+	if err := s.await(ctx, tok); err != nil {
+		return fail(fmt.Errorf("subscribe: %w", err))
+	}
+	if q := tok.(*mqtt.SubscribeToken).Result()[iothub.MethodsSubscription]; q == 0x80 {
+		return fail(errors.New("subscribe: refused by the hub"))
+	}
+	if !s.setUp(c) {
+		return fail(fmt.Errorf("lost during subscribe: %w", c.lostErr))
+	}
+	return cr, nil
+}
+
+// await waits for tok, bounded by DialTimeout and ctx.
+func (s *Session) await(ctx context.Context, tok mqtt.Token) error {
+	t := time.NewTimer(s.cfg.DialTimeout)
+	defer t.Stop()
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return errors.New("timed out")
+	}
+}
+
+// retire closes a connection replaced by a planned renewal. The hub has
+// normally dropped it already (one connection per identity); closing it
+// here covers a hub that has not. Replies to its requests go to its
+// successor (see replyTarget).
+func (s *Session) retire(c *conn) {
+	c.client.Disconnect(disconnectQuiesce)
+	s.setDown(c, errors.New("replaced by a renewed connection"))
+}
+
+// drain refuses new requests, waits for running handlers (bounded), then
+// closes c.
+func (s *Session) drain(c *conn, cancelHandlers context.CancelFunc) {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.calls.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(s.cfg.DrainTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.log.Warn("drain timeout: cancelling running calls", "timeout", s.cfg.DrainTimeout)
+		cancelHandlers()
+		g := time.NewTimer(drainGrace)
+		defer g.Stop()
+		select {
+		case <-done:
+		case <-g.C:
+			s.log.Error("calls still running after cancellation; giving up on them", "grace", drainGrace)
+		}
+	}
+	if c != nil && c.client != nil {
+		c.client.Disconnect(disconnectQuiesce)
+		s.setDown(c, errors.New("session stopped"))
+	}
+}
+
+func (s *Session) emit(st State) {
+	if s.cfg.OnState != nil {
+		s.cfg.OnState(st)
+	}
+}
+
+// sleep waits d or until ctx is done; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// timerAt returns a timer firing at the wall-clock time at (per the
+// injected clock now), or nil when at is zero.
+func timerAt(now, at time.Time) *time.Timer {
+	if at.IsZero() {
+		return nil
+	}
+	return time.NewTimer(max(at.Sub(now), 0))
+}
+
+func timerC(t *time.Timer) <-chan time.Time {
+	if t == nil {
+		return nil
+	}
+	return t.C
+}
+
+func stopTimer(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}
