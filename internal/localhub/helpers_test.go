@@ -133,7 +133,7 @@ type device struct {
 
 func (th *testHub) pahoOptions(c deviceCreds) *paho.ClientOptions {
 	return paho.NewClientOptions().
-		AddBroker("ssl://"+c.dial).
+		AddBroker("ssl://" + c.dial).
 		SetTLSConfig(&tls.Config{RootCAs: th.pool}).
 		SetClientID(c.clientID).
 		SetUsername(c.username).

@@ -81,17 +81,27 @@ func (k *hook) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
 // over any previous session of the same client id: the live connection, if
 // any, is kicked (one connection per identity, §3.1).
 func (k *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	if live := k.h.presence.client(cl.ID); live != nil && live != cl {
+		k.kick(live)
+	}
 	old, ok := k.h.broker.Clients.Get(cl.ID)
-	if !ok {
+	if !ok || old == cl {
 		return
 	}
-	if !old.Closed() {
-		k.h.logConn(slog.LevelInfo, "mqtt connection kicked", old, "reason", errKicked.Error())
-		old.Stop(errKicked)
-	}
+	k.kick(old)
 	if k.h.opts.Faults.ForgetSubscriptions {
 		k.h.broker.UnsubscribeClient(old)
 	}
+}
+
+// kick closes a replaced connection (no DISCONNECT packet: MQTT 3.1.1
+// servers just close, as the real hub does).
+func (k *hook) kick(old *mqtt.Client) {
+	if old.Closed() {
+		return
+	}
+	k.h.logConn(slog.LevelInfo, "mqtt connection kicked", old, "reason", errKicked.Error())
+	old.Stop(errKicked)
 }
 
 // OnSessionEstablished records the live session (subscribed if it inherited

@@ -64,6 +64,16 @@ func (p *presence) setSubscribed(cl *mqtt.Client, on bool) {
 	}
 }
 
+// client returns the live client of id, if any.
+func (p *presence) client(id string) *mqtt.Client {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s, ok := p.live[id]; ok {
+		return s.cl
+	}
+	return nil
+}
+
 // ready returns the client of id if it is connected and subscribed.
 func (p *presence) ready(id string) (*mqtt.Client, <-chan struct{}) {
 	p.mu.Lock()
@@ -99,7 +109,7 @@ func (p *presence) await(ctx context.Context, id string, timeout time.Duration, 
 	}
 }
 
-// timers returns the expiry timers of all live sessions (for Close).
+// stopTimers stops the expiry timers of all live sessions (for Close).
 func (p *presence) stopTimers() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
