@@ -43,6 +43,9 @@ func readPayload(arg string, stdin io.Reader) (json.RawMessage, error) {
 	if len(b) == 0 {
 		return nil, usageError("invoke: %s is empty; omit PAYLOAD for null", src)
 	}
+	if len(b) > iothub.MaxPayloadBytes {
+		return nil, usageError("invoke: %s is larger than the hub's limit of %d bytes", src, iothub.MaxPayloadBytes)
+	}
 	var v json.RawMessage
 	if err := json.Unmarshal(b, &v); err != nil {
 		var se *json.SyntaxError
@@ -50,9 +53,6 @@ func readPayload(arg string, stdin io.Reader) (json.RawMessage, error) {
 			return nil, usageError("invoke: %s is not valid JSON: %v (at byte %d)", src, se, se.Offset)
 		}
 		return nil, usageError("invoke: %s is not valid JSON: %v", src, err)
-	}
-	if len(b) > iothub.MaxPayloadBytes {
-		return nil, usageError("invoke: %s is %d bytes; the hub takes at most %d", src, len(b), iothub.MaxPayloadBytes)
 	}
 	return b, nil
 }

@@ -39,7 +39,7 @@ func printResult(w io.Writer, res invoke.Result, output string) error {
 // wrong key or an unreachable hub fails every call alike); 1 otherwise.
 func (c *invokeCmd) fanOut(ctx context.Context, client *invoke.Client, p invokePlan, parallel int) error {
 	var sum invoke.Summary
-	prog := newProgress(c.io.err, len(p.targets))
+	prog := newProgress(c.io.err, len(p.targets), time.Now)
 	start := time.Now()
 	var werr error
 	client.InvokeMany(ctx, p.targets, p.req, parallel, func(o invoke.Outcome) {
@@ -72,23 +72,25 @@ func (c *invokeCmd) fanOut(ctx context.Context, client *invoke.Client, p invokeP
 type progress struct {
 	w     io.Writer // nil when not a terminal
 	total int
+	now   func() time.Time
 	shown bool
 	last  time.Time
 }
 
-func newProgress(w io.Writer, total int) *progress {
-	if !isTerminal(w) {
-		return &progress{total: total}
+func newProgress(w io.Writer, total int, now func() time.Time) *progress {
+	p := &progress{total: total, now: now}
+	if isTerminal(w) {
+		p.w = w
 	}
-	return &progress{w: w, total: total}
+	return p
 }
 
 // update redraws the bar for done calls (throttled; always at the end).
 func (p *progress) update(done int) {
-	if p.w == nil || (done < p.total && time.Since(p.last) < 100*time.Millisecond) {
+	if p.w == nil || (done < p.total && p.now().Sub(p.last) < 100*time.Millisecond) {
 		return
 	}
-	p.last = time.Now()
+	p.last = p.now()
 	const width = 30
 	fill := width * done / max(p.total, 1)
 	fmt.Fprintf(p.w, "\r[%s%s] %d/%d", strings.Repeat("=", fill), strings.Repeat(" ", width-fill), done, p.total)

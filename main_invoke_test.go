@@ -261,3 +261,65 @@ func TestInvokeBinary(t *testing.T) {
 		t.Errorf("offline device: got %v, stderr %q; want exit 3 naming 404103", err, stderr.String())
 	}
 }
+
+func TestInvokeOversizePayloadFromStdin(t *testing.T) {
+	big := `"` + strings.Repeat("x", 5*iothub.MaxPayloadBytes) + `"`
+	env := func(k string) string {
+		if k == "IOTHUB_CONNECTION_STRING" {
+			return "HostName=127.0.0.1:1;SharedAccessKeyName=p;SharedAccessKey=" + recognisableKey
+		}
+		return ""
+	}
+	r := runInvoke(t, env, big, "dev", "echo", "-")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "limit") {
+		t.Errorf("exit %d stderr %q, want 2 naming the size limit", r.code, r.stderr)
+	}
+}
+
+func TestProgressLine(t *testing.T) {
+	var b strings.Builder
+	now := time.Unix(1_800_000_000, 0)
+	p := &progress{w: &b, total: 4, now: func() time.Time { return now }}
+	p.update(1) // first draw is immediate
+	p.clear()
+	now = now.Add(99 * time.Millisecond)
+	p.update(2) // throttled: within 100 ms of the last draw
+	now = now.Add(time.Millisecond)
+	p.update(3) // 100 ms later: drawn
+	p.update(4) // the last one is always drawn
+	p.clear()
+	p.clear() // nothing shown: no-op
+	want := "\r[=======                       ] 1/4\r\033[K\r[======================        ] 3/4\r[==============================] 4/4\r\033[K"
+	if b.String() != want {
+		t.Errorf("got  %q\nwant %q", b.String(), want)
+	}
+	var none strings.Builder
+	q := newProgress(&none, 4, time.Now) // a Builder is not a terminal
+	q.update(4)
+	q.clear()
+	if none.Len() != 0 {
+		t.Errorf("drew %q on a non-terminal", none.String())
+	}
+}
+
+func TestIsTerminal(t *testing.T) {
+	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	for name, f := range map[string]*os.File{"/dev/null (a character device)": devNull, "a pipe": w} {
+		if isTerminal(f) {
+			t.Errorf("%s reported as a terminal", name)
+		}
+	}
+	if isTerminal(&strings.Builder{}) {
+		t.Error("a strings.Builder reported as a terminal")
+	}
+}
