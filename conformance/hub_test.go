@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"testing"
 
@@ -63,11 +64,12 @@ func startHub(t *testing.T, faults localhub.Faults) *hubEnv {
 }
 
 // testLogger keeps the hub's logs (Debug) and prints them only if the test
-// fails, so a failing scenario shows what the hub saw without flooding -v.
+// fails (or CONFORMANCE_HUB_LOG is set), so a failing scenario shows what the
+// hub saw without flooding -v.
 func testLogger(t *testing.T) *slog.Logger {
 	buf := &syncBuffer{}
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("CONFORMANCE_HUB_LOG") != "" {
 			t.Logf("local hub log:\n%s", buf.String())
 		}
 	})
