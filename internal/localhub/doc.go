@@ -12,6 +12,34 @@
 // It is the only importer of github.com/mochi-mqtt/server/v2. Protocol
 // vocabulary (tokens, topics, bodies, error codes) comes from package iothub.
 //
-// Decisions where the protocol is silent or unverified are documented on the
-// functions that make them; see Hub.Invoke and the REST handler.
+// # Decisions where the protocol reference is silent or unverified
+//
+//   - Device login: any failure (username, client id, unknown identity, SAS
+//     signature, expiry, audience, a will topic other than the identity's
+//     telemetry) is CONNACK 5 and leaves the identity's live session alone.
+//     MQTT other than 3.1.1 is CONNACK 1. X.509 client certificates are not
+//     supported. A device token may also be signed with the iothubowner
+//     policy key (skn=iothubowner), which has DeviceConnect on the real hub.
+//   - Device topics: SUBSCRIBE may name $iothub/methods/POST/#, the two twin
+//     filters and (devices only) devices/{own id}/messages/devicebound/#;
+//     the latter three are granted but nothing is ever published there.
+//     PUBLISH may target method replies and the identity's own telemetry
+//     (discarded). Anything else, QoS 2 publishes and malformed reply topics
+//     close the connection. Keep-alive 0 or above 1177 s is capped at 1177 s.
+//   - Method requests are written at QoS 0 whatever the subscription QoS
+//     ("method requests are QoS 0").
+//   - Replies: correlated by $rid and by the identity the request went to;
+//     others are logged and dropped. Empty body → payload null; a body that
+//     is not JSON → {"status":500,"payload":null} (IoT Edge's answer); a body
+//     over 128 KB → 413001 MessageTooLarge for the caller; packets over
+//     257 KB close the device's connection.
+//   - A device that disconnects while a call is pending does not fail it:
+//     the call waits for its response timeout (a reply from the same
+//     identity on a new connection still completes it).
+//   - REST: api-version is required (any value; 400004 without it); skn
+//     must be iothubowner or service; unknown paths are 404 with an
+//     ASP.NET-style message and no error code; other HTTP methods on the
+//     methods path are 405 405001; a body over 144 KB is 413001 without
+//     being read to its end.
+//   - Close fails pending calls with 503001 ServiceUnavailable.
 package localhub
