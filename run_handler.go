@@ -1,0 +1,27 @@
+package main
+
+import (
+	"context"
+
+	"github.com/methodd/methodd/engine"
+	"github.com/methodd/methodd/internal/device"
+)
+
+// engineHandler answers the device session's requests with the engine,
+// filling in the identity the daemon runs as.
+type engineHandler struct {
+	eng                *engine.Engine
+	deviceID, moduleID string
+}
+
+// HandleMethod runs r on the engine's active handler set.
+func (h engineHandler) HandleMethod(ctx context.Context, r device.Request) device.Response {
+	rep := h.eng.Call(ctx, engine.Request{
+		Method:    r.Method,
+		RequestID: r.RID,
+		DeviceID:  h.deviceID,
+		ModuleID:  h.moduleID,
+		Payload:   r.Payload,
+	})
+	return device.Response{Status: rep.Status, Payload: rep.Payload}
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/methodd/methodd/engine"
+	"github.com/methodd/methodd/internal/device"
+	"github.com/methodd/methodd/internal/localhub"
+	"github.com/methodd/methodd/iothub"
+)
+
+// credentialName is the systemd credential holding the connection string
+// (LoadCredential=device-connection-string:...).
+const credentialName = "device-connection-string"
+
+// envDeviceConnectionString is the last identity source (design §1).
+const envDeviceConnectionString = "IOTHUB_DEVICE_CONNECTION_STRING"
+
+// identity is who the daemon connects as, and how.
+type identity struct {
+	cs        iothub.ConnectionString
+	source    string // where cs came from; never the string itself
+	transport string
+	roots     *x509.CertPool // nil: system roots
+	cert      *tls.Certificate
+	hub       *localhub.Hub // the in-process hub with --local
+}
+
+// resolveIdentity picks the identity (design §1): --connection-string-file;
+// the file's connection.connection_string_file; the systemd credential;
+// $IOTHUB_DEVICE_CONNECTION_STRING. With --local it starts the local hub and
+// uses the registered device instead. Errors never quote a connection string.
+func resolveIdentity(ctx context.Context, f runFlags, conn engine.Connection, getenv func(string) string, logger *slog.Logger) (identity, error) {
+	id := identity{transport: conn.Transport}
+	if f.local {
+		return startLocal(ctx, f, id, logger)
+	}
+	s, source, err := findConnectionString(f, conn, getenv)
+	if err != nil {
+		return id, err
+	}
+	cs, err := iothub.ParseDeviceConnectionString(s)
+	if err != nil {
+		return id, usageError("run: connection string (%s): %v", source, err)
+	}
+	id.cs, id.source = cs, source
+	if conn.CAFile != "" {
+		if id.roots, err = systemRootsPlus(conn.CAFile); err != nil {
+			return id, usageError("run: connection.ca_file: %v", err)
+		}
+	}
+	if conn.CertFile != "" || conn.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(conn.CertFile, conn.KeyFile)
+		if err != nil {
+			return id, usageError("run: connection.cert_file/key_file: %v", err)
+		}
+		id.cert = &cert
+	}
+	if cs.X509 && id.cert == nil {
+		return id, usageError("run: the connection string says x509=true but connection.cert_file and key_file are not set")
+	}
+	return id, nil
+}
+
+// findConnectionString returns the first connection string found and names
+// its source.
+func findConnectionString(f runFlags, conn engine.Connection, getenv func(string) string) (string, string, error) {
+	files := []struct{ path, source string }{
+		{f.csFile, "--connection-string-file"},
+		{conn.ConnectionStringFile, "connection.connection_string_file"},
+	}
+	if dir := getenv("CREDENTIALS_DIRECTORY"); dir != "" {
+		files = append(files, struct{ path, source string }{filepath.Join(dir, credentialName), "$CREDENTIALS_DIRECTORY/" + credentialName})
+	}
+	for i, fl := range files {
+		if fl.path == "" {
+			continue
+		}
+		b, err := os.ReadFile(fl.path)
+		if i == 2 && errors.Is(err, fs.ErrNotExist) {
+			continue // the credentials directory holds other credentials only
+		}
+		if err != nil {
+			return "", fl.source, usageError("run: %s: %v", fl.source, err)
+		}
+		return strings.TrimSpace(string(b)), fl.source, nil
+	}
+	if s := strings.TrimSpace(getenv(envDeviceConnectionString)); s != "" {
+		return s, "$" + envDeviceConnectionString, nil
+	}
+	return "", "", usageError("run: no device identity: give --connection-string-file, set connection.connection_string_file, " +
+		"provide the systemd credential " + credentialName + ", set $" + envDeviceConnectionString + ", or use --local")
+}
+
+// startLocal starts the in-process local hub on free loopback ports, registers
+// f.device and returns its identity, trusting the hub's CA.
+func startLocal(ctx context.Context, f runFlags, id identity, logger *slog.Logger) (identity, error) {
+	opts := localhub.Options{
+		Dir:       f.hubDir,
+		MQTTAddr:  "127.0.0.1:0",
+		HTTPSAddr: "127.0.0.1:0",
+		Devices:   []string{f.device},
+		Logger:    logger,
+	}
+	if id.transport == device.TransportMQTTWS {
+		opts.WSAddr = "127.0.0.1:0"
+	}
+	hub, err := localhub.Start(ctx, opts)
+	if err != nil {
+		return id, fmt.Errorf("run: --local: %w", err)
+	}
+	info := hub.Info()
+	s, ok := info.Devices[f.device]
+	if !ok {
+		hub.Close()
+		return id, fmt.Errorf("run: --local: the hub did not register %s", f.device)
+	}
+	cs, err := iothub.ParseDeviceConnectionString(s)
+	if err != nil {
+		hub.Close()
+		return id, fmt.Errorf("run: --local: connection string of %s: %v", f.device, err)
+	}
+	if opts.WSAddr != "" {
+		_, port, _ := net.SplitHostPort(info.WSAddr)
+		cs.GatewayHostName = net.JoinHostPort(info.HostName, port)
+	}
+	roots, err := systemRootsPlus(info.CAFile)
+	if err != nil {
+		hub.Close()
+		return id, fmt.Errorf("run: --local: %v", err)
+	}
+	id.cs, id.source, id.roots, id.hub = cs, "local hub "+f.hubDir, roots, hub
+	return id, nil
+}
+
+// systemRootsPlus is the system roots (empty if unavailable) plus the PEM
+// certificates of file.
+func systemRootsPlus(file string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if err := addRoots(pool, file); err != nil {
+		return nil, err
+	}
+	return pool, nil
+}
