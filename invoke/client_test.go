@@ -80,6 +80,7 @@ func TestInvokeErrors(t *testing.T) {
 		wantAttempts int
 	}{
 		{"offline", iothub.CodeDeviceNotOnline, KindUnreachable, 1},
+		{"legacy", iothub.CodeDeviceNotOnline, KindUnreachable, 1},
 		{"slow", iothub.CodeGatewayTimeout, KindTimeout, 1},
 		{"server500", iothub.CodeServerError, KindError, 1},
 		{"unavailable", iothub.CodeServiceUnavailable, KindError, 5},

@@ -23,7 +23,8 @@ const testKey = "U0VDUkVULUtFWS1ET05ULUxFQUstMDEyMzQ1Njc4OWFi" // base64 of "SEC
 // driven by the method name: "echo" replies 200 with the payload, "fail500"
 // makes the device reply 500, "offline" is 404103, "slow" is 504101,
 // "throttle" answers 429 the first two times, "unavailable" always 503,
-// "server500" is an HTTP 500 ServerError, "garbage" a 200 with a non-JSON body.
+// "server500" is an HTTP 500 ServerError, "legacy" a 404103 in the legacy
+// error body format, "garbage" a 200 with a non-JSON body.
 type fakeHub struct {
 	t   *testing.T
 	srv *httptest.Server
@@ -145,6 +146,10 @@ func (h *fakeHub) serve(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, iothub.CodeServiceUnavailable)
 	case "server500":
 		h.fail(w, iothub.CodeServerError)
+	case "legacy":
+		w.Header().Set(iothub.ErrorCodeHeader, "DeviceNotOnline")
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte(`{"Message":"ErrorCode:DeviceNotOnline;Timed out waiting for device to connect.","ExceptionMessage":"Tracking ID:66b8d59066b24105a49bffcbde18495d-G:5-TimeStamp:01/18/2017 08:11:45"}`))
 	case "garbage":
 		w.Write([]byte(`{"status":200,"payload":{'a': 1}}`))
 	default:
