@@ -284,6 +284,9 @@ func (h *Hub) Close() error {
 			}
 		}
 		if h.broker != nil {
+			for _, cl := range h.broker.Clients.GetAll() {
+				cl.Stop(errShuttingDown) // just close, as MQTT 3.1.1 servers do
+			}
 			h.closeErr = h.broker.Close()
 		}
 		h.presence.stopTimers()

@@ -26,6 +26,7 @@ const (
 var (
 	errKicked       = errors.New("a new connection of the same identity replaced this one")
 	errTokenExpired = errors.New("SAS token expired on a live connection")
+	errShuttingDown = errors.New("the hub is shutting down")
 )
 
 // hook is the broker hook that makes mochi behave like IoT Hub: SAS
@@ -122,11 +123,15 @@ func (k *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if s := k.h.presence.remove(cl); s != nil && s.timer != nil {
 		s.timer.Stop()
 	}
-	if cause := cl.StopCause(); errors.Is(cause, errKicked) {
+	cause := cl.StopCause()
+	if errors.Is(cause, errKicked) {
 		return // already logged as kicked
 	}
 	reason := "client disconnected"
-	if err != nil {
+	switch {
+	case cause != nil:
+		reason = cause.Error()
+	case err != nil:
 		reason = err.Error()
 	}
 	k.h.logConn(slog.LevelInfo, "mqtt disconnected", cl, "reason", reason)
