@@ -1,0 +1,293 @@
+package device_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/methodd/methodd/internal/device"
+	"github.com/methodd/methodd/internal/localhub"
+	"github.com/methodd/methodd/iothub"
+)
+
+const e2eYAML = `version: 1
+methods:
+  hello:
+    reply:
+      payload: '{"hello": payload.name, "deviceId": deviceId, "moduleId": moduleId, "requestId": requestId}'
+  greet:
+    params:
+      name: {type: string, required: true}
+    run: [echo, "hi ${params.name}"]
+    reply:
+      status: 'exitCode == 0 ? 200 : 500'
+      payload: '{"out": trim(stdout)}'
+`
+
+func TestEndToEndEngineMethodsOverREST(t *testing.T) {
+	hub := startE2EHub(t, false, "gw")
+	cfg := hub.config(t, "gw")
+	st := runSession(t, cfg, newEngineHandler(t, e2eYAML, cfg.Identity))
+	st.waitConnected(t, 20*time.Second)
+
+	tests := []struct {
+		name, method, payload string
+		status                int
+		check                 func(map[string]any) string
+	}{
+		{"expression", "hello", `{"name":"ann"}`, 200, func(p map[string]any) string {
+			if p["hello"] != "ann" || p["deviceId"] != "gw" || p["requestId"] == "" {
+				return "want hello=ann, deviceId=gw and a requestId"
+			}
+			return ""
+		}},
+		{"command", "greet", `{"name":"bob"}`, 200, func(p map[string]any) string {
+			if p["out"] != "hi bob" {
+				return `want out="hi bob"`
+			}
+			return ""
+		}},
+		{"params violation", "greet", `{"name":7}`, 400, func(p map[string]any) string {
+			if !strings.Contains(fmt.Sprint(p["error"]), "name") {
+				return "want an error naming the field"
+			}
+			return ""
+		}},
+		{"unknown method", "nope", `null`, 404, func(p map[string]any) string {
+			ms, _ := p["methods"].([]any)
+			if !slices.Contains(ms, any("hello")) || !slices.Contains(ms, any("greet")) {
+				return "want the method list"
+			}
+			return ""
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, herr := hub.rest(t, "gw", "", tc.method, tc.payload)
+			if herr != nil {
+				t.Fatalf("REST: %v", herr)
+			}
+			var p map[string]any
+			if err := json.Unmarshal(res.Payload, &p); err != nil {
+				t.Fatalf("payload %s: %v", res.Payload, err)
+			}
+			if res.Status != tc.status {
+				t.Errorf("status: got %d, want %d (payload %s)", res.Status, tc.status, res.Payload)
+			}
+			if msg := tc.check(p); msg != "" {
+				t.Errorf("payload %s: %s", res.Payload, msg)
+			}
+		})
+	}
+}
+
+func TestEndToEndModuleIdentity(t *testing.T) {
+	hub := startE2EHub(t, false, "gw/cam")
+	cfg := hub.config(t, "gw/cam")
+	st := runSession(t, cfg, newEngineHandler(t, e2eYAML, cfg.Identity))
+	st.waitConnected(t, 20*time.Second)
+	res, herr := hub.rest(t, "gw", "cam", "hello", `{"name":"m"}`)
+	if herr != nil {
+		t.Fatalf("REST on the module route: %v", herr)
+	}
+	var p map[string]any
+	json.Unmarshal(res.Payload, &p)
+	if res.Status != 200 || p["deviceId"] != "gw" || p["moduleId"] != "cam" {
+		t.Errorf("got %d %s, want 200 with deviceId gw and moduleId cam", res.Status, res.Payload)
+	}
+	// The device route does not reach the module.
+	if _, herr := hub.rest(t, "gw", "", "hello", `{}`); herr == nil || herr.Code != iothub.CodeDeviceNotOnline {
+		t.Errorf("device route: got %v, want 404103", herr)
+	}
+}
+
+func TestEndToEndWebSockets(t *testing.T) {
+	hub := startE2EHub(t, true, "wsdev")
+	cfg := hub.config(t, "wsdev")
+	cfg.Transport = device.TransportMQTTWS
+	cfg.Identity.GatewayHostName = hub.wsGateway()
+	st := runSession(t, cfg, newEngineHandler(t, e2eYAML, cfg.Identity))
+	st.waitConnected(t, 20*time.Second)
+	res, herr := hub.rest(t, "wsdev", "", "hello", `{"name":"ws"}`)
+	if herr != nil || res.Status != 200 || !strings.Contains(string(res.Payload), `"hello":"ws"`) {
+		t.Errorf("got %v %s, want 200 with hello=ws", herr, res.Payload)
+	}
+}
+
+// TestEndToEndSASRenewal: 10 s tokens, the hub disconnecting expired ones;
+// calls made without pause for 60 s all succeed while the session renews at
+// least 4 times.
+func TestEndToEndSASRenewal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("60 s")
+	}
+	hub := startE2EHub(t, false, "renew")
+	cfg := hub.config(t, "renew")
+	cfg.SASTTL = 10 * time.Second
+	st := runSession(t, cfg, echoHandler{})
+	st.waitConnected(t, 20*time.Second)
+
+	const workers = 4
+	var calls, failed atomic.Int64
+	var mu sync.Mutex
+	var failures []string
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				err := invokeEcho(context.Background(), hub.Hub, "renew", fmt.Sprintf("w%d-%d", w, i))
+				calls.Add(1)
+				if err != nil {
+					failed.Add(1)
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("%s: %v", time.Now().Format("15:04:05.000"), err))
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	renewals := st.count(func(s device.State) bool { return s.Kind == device.Connected && s.Renewal })
+	lost := st.count(func(s device.State) bool { return s.Kind == device.Disconnected })
+	t.Logf("%d calls, %d failed, %d renewals, %d disconnections", calls.Load(), failed.Load(), renewals, lost)
+	if renewals < 4 {
+		t.Errorf("renewals: got %d, want ≥ 4", renewals)
+	}
+	if lost != 0 {
+		t.Errorf("disconnections: got %d, want 0 (the hub never had to expire a token)", lost)
+	}
+	if failed.Load() != 0 {
+		t.Errorf("%d of %d calls failed; first: %v", failed.Load(), calls.Load(), failures[:min(len(failures), 5)])
+	}
+}
+
+// TestEndToEndHubRestart: the hub stops and starts again on the same
+// directory and ports; the session, never restarted, answers again within
+// 10 s, and every reply carries its own call's id.
+func TestEndToEndHubRestart(t *testing.T) {
+	hub := startE2EHub(t, false, "rs")
+	cfg := hub.config(t, "rs")
+	st := runSession(t, cfg, echoHandler{})
+	st.waitConnected(t, 20*time.Second)
+	ctx := context.Background()
+	for i := range 10 {
+		if err := invokeEcho(ctx, hub.Hub, "rs", fmt.Sprintf("before-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Calls keep going across the restart; each must get its own reply or
+	// a hub error, never another call's reply.
+	stop := make(chan struct{})
+	var mixed atomic.Int64
+	var wg sync.WaitGroup
+	var cur atomic.Pointer[localhub.Hub]
+	cur.Store(hub.Hub)
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				err := invokeEcho(ctx, cur.Load(), "rs", fmt.Sprintf("during-%d-%d", w, i))
+				if err != nil && strings.Contains(err.Error(), "answered with") {
+					mixed.Add(1)
+					t.Error(err)
+				}
+			}
+		})
+	}
+
+	if err := hub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	opts := hub.opts
+	opts.MQTTAddr, opts.HTTPSAddr = hub.info.MQTTAddr, hub.info.HTTPSAddr
+	again, err := localhub.Start(ctx, opts)
+	if err != nil {
+		t.Fatalf("restart on the same dir and ports: %v", err)
+	}
+	t.Cleanup(func() { again.Close() })
+	cur.Store(again)
+	restarted := time.Now()
+
+	st.waitConnected(t, 10*time.Second)
+	var answered bool
+	for !answered && time.Since(restarted) < 10*time.Second {
+		answered = invokeEcho(ctx, again, "rs", "probe-"+time.Now().Format("150405.000000")) == nil
+	}
+	if !answered {
+		t.Fatal("no answer within 10 s of the hub restarting")
+	}
+	t.Logf("answering again %v after the restart", time.Since(restarted).Round(time.Millisecond))
+	for i := range 20 {
+		if err := invokeEcho(ctx, again, "rs", fmt.Sprintf("after-%d", i)); err != nil {
+			t.Error(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
+
+// slowFast answers "slow" after 5 s and everything else at once; it reports
+// when the slow call has started.
+type slowFast struct{ started chan struct{} }
+
+func (h slowFast) HandleMethod(ctx context.Context, r device.Request) device.Response {
+	if r.Method == "slow" {
+		close(h.started)
+		select {
+		case <-time.After(5 * time.Second): // the method's own duration, not test synchronisation
+		case <-ctx.Done():
+		}
+	}
+	return device.Response{Status: 200, Payload: r.Payload}
+}
+
+func TestEndToEndSlowMethodDoesNotDelayFastOnes(t *testing.T) {
+	hub := startE2EHub(t, false, "sf")
+	cfg := hub.config(t, "sf")
+	h := slowFast{started: make(chan struct{})}
+	st := runSession(t, cfg, h)
+	st.waitConnected(t, 20*time.Second)
+
+	var mu sync.Mutex
+	var order []string
+	finish := func(name string) {
+		mu.Lock()
+		order = append(order, name)
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, herr := hub.Invoke(context.Background(), "sf", "", iothub.MethodRequest{MethodName: "slow", Payload: json.RawMessage(`1`), ResponseTimeoutInSeconds: 30})
+		if herr != nil {
+			t.Error(herr)
+		}
+		finish("slow")
+	})
+	<-h.started
+	for i := range 50 {
+		wg.Go(func() {
+			if err := invokeEcho(context.Background(), hub.Hub, "sf", fmt.Sprintf("fast-%d", i)); err != nil {
+				t.Error(err)
+			}
+			finish("fast")
+		})
+	}
+	wg.Wait()
+	if len(order) != 51 || order[50] != "slow" {
+		i := slices.Index(order, "slow")
+		t.Errorf("the slow call finished at position %d of %d; want last (after all 50 fast calls)", i+1, len(order))
+	}
+}
