@@ -22,8 +22,12 @@ func (c *Client) InvokeMany(ctx context.Context, targets []Target, req iothub.Me
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Each worker's requests derive from its own context, so that
+			// they do not all contend for the lock of ctx's child set.
+			wctx, cancel := context.WithCancel(ctx)
+			defer cancel()
 			for t := range jobs {
-				results <- c.one(ctx, t, req)
+				results <- c.one(wctx, t, req)
 			}
 		}()
 	}
