@@ -283,3 +283,49 @@ func TestProtocolVersion(t *testing.T) {
 		t.Fatalf("MQTT 3.1 connect: %v, want CONNACK 1", err)
 	}
 }
+
+// TestWillTopicRestricted: a will is allowed only on the identity's own
+// telemetry topic (§3.2).
+func TestWillTopicRestricted(t *testing.T) {
+	th := startHub(t, localhub.Options{})
+	_, err := th.connect(t, th.creds(t, "dev1", time.Hour), func(o *paho.ClientOptions) { o.SetWill("foo/bar", "x", 0, false) })
+	if !errors.Is(err, packets.ErrorRefusedNotAuthorised) {
+		t.Fatalf("will on foo/bar: %v, want CONNACK 5", err)
+	}
+	d, err := th.connect(t, th.creds(t, "dev1", time.Hour), func(o *paho.ClientOptions) {
+		o.SetWill("devices/dev1/messages/events/", "gone", 0, false)
+	})
+	if err != nil {
+		t.Fatalf("will on own telemetry: %v", err)
+	}
+	d.c.Disconnect(0)
+}
+
+// TestReplyAfterReconnect: a device that drops while a call is pending
+// does not fail it; its reply on a new connection completes the call.
+func TestReplyAfterReconnect(t *testing.T) {
+	th := startHub(t, localhub.Options{})
+	first := th.mustConnect(t, "dev1")
+	seen := first.subscribe(t, 0, func(request) (int, []byte, bool) { return 0, nil, false })
+	done := make(chan response, 1)
+	go func() {
+		done <- th.invoke(t, "dev1", "", iothub.MethodRequest{MethodName: "m", ResponseTimeoutInSeconds: 30})
+	}()
+	req := <-seen
+	first.c.Disconnect(0)
+	select {
+	case r := <-done:
+		t.Fatalf("call ended when the device dropped: %d %s", r.status, r.body)
+	default:
+	}
+	second := th.mustConnect(t, "dev1")
+	second.c.Publish(iothub.MethodResponseTopic(202, req.rid), 1, false, []byte(`"after"`)).WaitTimeout(waitFor)
+	select {
+	case r := <-done:
+		if string(r.body) != `{"status":202,"payload":"after"}` {
+			t.Fatalf("got %d %s", r.status, r.body)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("the reply on the new connection did not complete the call")
+	}
+}
