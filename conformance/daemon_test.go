@@ -117,6 +117,7 @@ func daemonCall(ctx context.Context, t *testing.T, h *hubEnv, method, payload st
 	if !r.OK || r.HTTPStatus == nil || *r.HTTPStatus != 200 || r.Status == nil || r.Payload == nil {
 		return r, fmt.Errorf("%s: want HTTP 200 with a device status and payload, got %s", method, r.Raw)
 	}
+	t.Logf("%s %s → status %d payload %s", method, payload, *r.Status, *r.Payload)
 	return r, nil
 }
 
