@@ -47,7 +47,7 @@ func testConfig(b *fakeBroker, device, module string) Config {
 }
 
 // startSession runs a session until the test ends and checks Run's result.
-func startSession(t *testing.T, cfg Config, h Handler) (stop func()) {
+func startSession(t testing.TB, cfg Config, h Handler) (stop func()) {
 	t.Helper()
 	s, err := New(cfg, h)
 	if err != nil {

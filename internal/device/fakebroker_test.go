@@ -20,7 +20,7 @@ import (
 // tests: it hands every CONNECT to the test, which decides the CONNACK,
 // acknowledges SUBSCRIBE and PINGREQ itself, and records PUBLISHes.
 type fakeBroker struct {
-	t     *testing.T
+	t     testing.TB
 	ln    net.Listener
 	roots *x509.CertPool
 	conns chan *fakeConn
@@ -39,7 +39,7 @@ type fakeConn struct {
 
 // newFakeBroker listens on 127.0.0.1:0 with a fresh self-signed certificate
 // for 127.0.0.1 and localhost.
-func newFakeBroker(t *testing.T) *fakeBroker {
+func newFakeBroker(t testing.TB) *fakeBroker {
 	t.Helper()
 	cert, roots := selfSigned(t)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
@@ -88,7 +88,7 @@ func (b *fakeBroker) accept() {
 }
 
 // next waits for the next CONNECT.
-func (b *fakeBroker) next(t *testing.T) *fakeConn {
+func (b *fakeBroker) next(t testing.TB) *fakeConn {
 	t.Helper()
 	select {
 	case c := <-b.conns:
@@ -155,7 +155,7 @@ func (fc *fakeConn) request(topic string, payload []byte) error {
 }
 
 // waitSubscribed waits for the client's SUBSCRIBE (already acknowledged).
-func (fc *fakeConn) waitSubscribed(t *testing.T) *packets.SubscribePacket {
+func (fc *fakeConn) waitSubscribed(t testing.TB) *packets.SubscribePacket {
 	t.Helper()
 	select {
 	case s := <-fc.subs:
@@ -167,7 +167,7 @@ func (fc *fakeConn) waitSubscribed(t *testing.T) *packets.SubscribePacket {
 }
 
 // reply waits for the next PUBLISH from the client.
-func (fc *fakeConn) reply(t *testing.T) *packets.PublishPacket {
+func (fc *fakeConn) reply(t testing.TB) *packets.PublishPacket {
 	t.Helper()
 	select {
 	case p := <-fc.pubs:
@@ -180,7 +180,7 @@ func (fc *fakeConn) reply(t *testing.T) *packets.PublishPacket {
 
 // acceptAll accepts every further CONNECT and forwards the PUBLISHes of
 // all those connections to the returned channel.
-func (b *fakeBroker) acceptAll(t *testing.T) <-chan *packets.PublishPacket {
+func (b *fakeBroker) acceptAll(t testing.TB) <-chan *packets.PublishPacket {
 	pubs := make(chan *packets.PublishPacket, 1024)
 	stop := make(chan struct{})
 	b.wg.Add(1)
@@ -203,7 +203,7 @@ func (b *fakeBroker) acceptAll(t *testing.T) <-chan *packets.PublishPacket {
 
 // selfSigned makes a certificate for 127.0.0.1 and localhost and a pool
 // that trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
