@@ -20,6 +20,10 @@ const (
 	FieldWatchdog  = "WATCHDOG=1"
 )
 
+// sendTimeout bounds one send: a manager that does not drain its socket
+// must not stall the daemon (a full datagram socket blocks the writer).
+const sendTimeout = time.Second
+
 // Notifier sends notifications to the service manager. The zero value and a
 // nil *Notifier are valid and send nothing. It keeps no connection: each
 // notification is one datagram on a fresh socket, so a Notifier is safe for
@@ -57,7 +61,8 @@ func (n *Notifier) Enabled() bool { return n != nil && n.addr != nil }
 
 // Notify sends fields (each "VARIABLE=value", no newlines) as one datagram.
 // It returns nil without sending when n is not Enabled, and the socket error
-// otherwise; it never panics.
+// otherwise (including a timeout after one second when the receiver's queue
+// is full); it never blocks longer and never panics.
 func (n *Notifier) Notify(fields ...string) error {
 	if !n.Enabled() || len(fields) == 0 {
 		return nil
@@ -72,6 +77,9 @@ func (n *Notifier) Notify(fields ...string) error {
 		return fmt.Errorf("sdnotify: %w", err)
 	}
 	defer conn.Close()
+	if err := conn.SetWriteDeadline(time.Now().Add(sendTimeout)); err != nil {
+		return fmt.Errorf("sdnotify: %w", err)
+	}
 	msg := strings.Join(fields, "\n")
 	if _, err := conn.Write([]byte(msg)); err != nil {
 		return fmt.Errorf("sdnotify: send %q: %w", msg, err)

@@ -143,6 +143,21 @@ func TestErrorsAreReturned(t *testing.T) {
 	}
 }
 
+func TestFullSocketDoesNotBlock(t *testing.T) {
+	sock, _ := listen(t, filepath.Join(t.TempDir(), "notify")) // never read
+	n := New(env("NOTIFY_SOCKET", sock))
+	var err error
+	for i := 0; i < 100000 && err == nil; i++ {
+		err = n.Status(strings.Repeat("x", 1000))
+	}
+	if err == nil {
+		t.Fatal("100000 sends to a socket nobody reads all succeeded; want a timeout once it is full")
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("send to a full socket: got %v, want a deadline error", err)
+	}
+}
+
 func TestWatchdogInterval(t *testing.T) {
 	const pid = 4242
 	tests := []struct {
