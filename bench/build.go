@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+)
+
+// modulePath is the module whose checkout the harness builds.
+const modulePath = "github.com/methodd/methodd"
+
+// binaries are the executables a run measures.
+type binaries struct {
+	methodd   string // the daemon (devices a and b)
+	rawdevice string // the paho floor (device c)
+}
+
+// findRoot walks up from dir to the directory whose go.mod declares
+// modulePath.
+func findRoot(dir string) (string, error) {
+	for range 64 { // bounded: deeper than any real path
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && bytes.HasPrefix(b, []byte("module "+modulePath+"\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+	}
+	return "", fmt.Errorf("no go.mod of %s above the working directory", modulePath)
+}
+
+// build compiles methodd (from root) and the raw device (its own module
+// under bench/rawdevice) into dir.
+func build(ctx context.Context, root, dir string) (binaries, error) {
+	b := binaries{methodd: filepath.Join(dir, "methodd"), rawdevice: filepath.Join(dir, "rawdevice")}
+	steps := []struct{ src, out string }{
+		{root, b.methodd},
+		{filepath.Join(root, "bench", "rawdevice"), b.rawdevice},
+	}
+	for _, s := range steps {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", s.out, ".")
+		cmd.Dir = s.src
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return b, fmt.Errorf("go build in %s: %v\n%s", s.src, err, out)
+		}
+	}
+	return b, nil
+}
+
+// machineInfo describes where a run happened.
+type machineInfo struct {
+	cpu      string // model name from /proc/cpuinfo
+	cpus     int    // online CPUs usable by this process (nproc)
+	memTotal string // MemTotal from /proc/meminfo
+	kernel   string
+	goVer    string // toolchain that built the binaries
+	nodeVer  string
+}
+
+// describeMachine reads /proc and asks the go and node tools their versions.
+func describeMachine(ctx context.Context) machineInfo {
+	m := machineInfo{cpu: "unknown", cpus: runtime.NumCPU(), memTotal: "unknown", kernel: "unknown", goVer: "unknown", nodeVer: "not found"}
+	if v, ok := procField("/proc/cpuinfo", "model name"); ok {
+		m.cpu = v
+	}
+	if v, ok := procField("/proc/meminfo", "MemTotal"); ok {
+		m.memTotal = v
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.kernel = strings.TrimSpace(string(b))
+	}
+	if out, err := exec.CommandContext(ctx, "go", "env", "GOVERSION").Output(); err == nil {
+		m.goVer = strings.TrimSpace(string(out))
+	}
+	if out, err := exec.CommandContext(ctx, "node", "--version").Output(); err == nil {
+		m.nodeVer = strings.TrimSpace(string(out))
+	}
+	return m
+}
+
+// procField returns the value of the first "key : value" line of a /proc
+// file.
+func procField(path, key string) (string, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v), true
+		}
+	}
+	return "", false
+}
