@@ -99,8 +99,11 @@ func TestDeviceNeverAnswers(t *testing.T) {
 	r := <-done
 	el := time.Since(start)
 	wantError(t, r, iothub.CodeGatewayTimeout)
-	if el < 5*time.Second || el > 8*time.Second {
-		t.Errorf("504101 after %v, want at the 5 s response timeout", el)
+	// The requested timeout is honoured: never before it (load can only
+	// delay, so this cannot flake), and not the 30 s default either. No
+	// upper bound tighter than that: timed assertions flake on a shared box.
+	if el < 5*time.Second || el >= iothub.DefaultResponseTimeout*time.Second {
+		t.Errorf("504101 after %v, want at the requested 5 s response timeout (not before, not the %d s default)", el, iothub.DefaultResponseTimeout)
 	}
 	// The late reply is dropped; the connection and the hub carry on.
 	d.c.Publish(iothub.MethodResponseTopic(200, req.rid), 0, false, []byte(`"late"`)).WaitTimeout(waitFor)
