@@ -139,7 +139,7 @@ func TestInvokeFanOutExitCodes(t *testing.T) {
 // against the local hub with 200 in-process echo devices. Each run of the
 // command calls every device reps times, so reps 1 includes the cost of
 // opening the connections (TLS handshakes) in every 200 calls and larger
-// reps approach the steady state.
+// reps approach the steady state. Everything runs in this one process.
 func benchmarkFanOut(b *testing.B, parallel, reps int) {
 	h, ids, _ := fleet(b, 200)
 	startDevices(b, h, ids, nil)
@@ -150,12 +150,17 @@ func benchmarkFanOut(b *testing.B, parallel, reps int) {
 	}
 	args := []string{"invoke", "--local", "--hub-dir", h.dir, "--devices-file", file, "--parallel", fmt.Sprint(parallel), "echo", `{"bench":true}`}
 	s := stdio{in: strings.NewReader(""), out: io.Discard, err: io.Discard, getenv: h.env()}
+	cpu0 := processCPU()
 	for b.Loop() {
 		if code := run(b.Context(), args, s); code != 0 {
 			b.Fatalf("exit %d", code)
 		}
 	}
-	b.ReportMetric(float64(b.N*len(ids)*reps)/b.Elapsed().Seconds(), "calls/s")
+	calls := float64(b.N * len(ids) * reps)
+	b.ReportMetric(calls/b.Elapsed().Seconds(), "calls/s")
+	// CPU per call of the whole process (client, hub and devices): less
+	// sensitive than calls/s to other load on the machine.
+	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/calls, "cpu-µs/call")
 }
 
 func BenchmarkFanOut16(b *testing.B)     { benchmarkFanOut(b, 16, 10) }
