@@ -268,9 +268,12 @@ func TestExpiredTokenDisconnects(t *testing.T) {
 	if err != nil {
 		t.Fatalf("connect with a short-lived token: %v", err)
 	}
-	d.waitLost(t)
-	if el := time.Since(start); el > 4*time.Second {
-		t.Errorf("disconnected after %v, want at the token's expiry (≤ 2 s)", el)
+	d.waitLost(t) // bounded by waitFor: a hub that never enforces expiry fails here
+	// Not before the expiry: se is whole seconds, so the token may expire up
+	// to 1 s before start+2s. (No upper bound beyond waitLost's deadline:
+	// timed assertions flake on a shared machine.)
+	if el := time.Since(start); el < time.Second {
+		t.Errorf("disconnected after %v, before the token expired", el)
 	}
 	eventually(t, "the expiry to be logged", func() bool { return strings.Contains(th.logs.String(), "mqtt token expired") })
 }
