@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/methodd/methodd/engine"
+	"github.com/methodd/methodd/internal/device"
+	"github.com/methodd/methodd/internal/localhub"
+	"github.com/methodd/methodd/iothub"
+)
+
+// engineHandler mirrors the daemon's own adapter (run_handler.go in package
+// main of the module root, which cannot be imported): a device request
+// becomes an engine call.
+type engineHandler struct {
+	eng      *engine.Engine
+	deviceID string
+}
+
+func (h engineHandler) HandleMethod(ctx context.Context, r device.Request) device.Response {
+	rep := h.eng.Call(ctx, engine.Request{Method: r.Method, RequestID: r.RID, DeviceID: h.deviceID, Payload: r.Payload})
+	return device.Response{Status: rep.Status, Payload: rep.Payload}
+}
+
+// BenchmarkDaemonPath is device (a) in one process, for pprof: the local hub,
+// the device session (internal/device, paho) and the engine with the
+// expression echo, driven through Hub.Invoke with 16 calls in flight. The
+// harness measures the daemon as a separate process; this benchmark is where
+// its CPU goes. Set BENCH_LOG=info to include the per-call log line (JSON
+// to io.Discard), as `methodd run` writes it by default.
+//
+//	go test -run '^$' -bench DaemonPath -cpuprofile cpu.out ./bench
+//	go tool pprof -top -focus 'methodd/(engine|internal/device)|paho' bench.test cpu.out
+func BenchmarkDaemonPath(b *testing.B) {
+	for _, size := range []int{100, 8 << 10} {
+		b.Run(sizeName(size), func(b *testing.B) { benchDaemonPath(b, size) })
+	}
+}
+
+func benchDaemonPath(b *testing.B, size int) {
+	dir := b.TempDir()
+	hub, err := localhub.Start(b.Context(), localhub.Options{Dir: filepath.Join(dir, "hub"), MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0",
+		Devices: []string{"dev"}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer hub.Close()
+	info := hub.Info()
+	logger := slog.New(slog.DiscardHandler)
+	if os.Getenv("BENCH_LOG") == "info" {
+		logger = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	cfg := filepath.Join(dir, "handlers.yaml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, exprConfig, info.CAFile), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	set, err := engine.Load(cfg, engine.Options{Logger: logger})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cs, err := iothub.ParseDeviceConnectionString(info.Devices["dev"])
+	if err != nil {
+		b.Fatal(err)
+	}
+	pem, err := os.ReadFile(info.CAFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	connected := make(chan struct{})
+	var once sync.Once
+	sess, err := device.New(device.Config{Identity: cs, RootCAs: roots, Logger: logger, OnState: func(s device.State) {
+		if s.Kind == device.Connected {
+			once.Do(func() { close(connected) })
+		}
+	}}, engineHandler{eng: engine.New(set), deviceID: "dev"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(b.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = sess.Run(ctx) })
+	defer wg.Wait()
+	defer cancel()
+	select {
+	case <-connected:
+	case <-time.After(readyTimeout):
+		b.Fatal("device session not connected")
+	}
+	var ids atomic.Uint64
+	maker, err := newPayloadMaker(&ids, size)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	t0 := time.Now()
+	r := runLoad(ctx, loadSpec{caller: mqttCaller{hub: hub}, device: "dev", inflight: 16, maker: maker,
+		maxCalls: b.N, deadline: time.Now().Add(10 * time.Minute)})
+	b.ReportMetric(float64(len(r.lat))/time.Since(t0).Seconds(), "calls/s")
+	if r.lost+r.mismatched > 0 {
+		b.Fatalf("%d lost, %d mismatched: %s", r.lost, r.mismatched, r.firstErr)
+	}
+}
