@@ -60,6 +60,7 @@ func (h *harness) measureReload(ctx context.Context) (r reloadResult) {
 			if strings.Contains(p.tail.String(), "reload") {
 				r.pending += "; the daemon logged about reload: see its output"
 			}
+			h.progress("reload: pending: %s", r.pending)
 			return r
 		case !seen:
 			r.missed++
