@@ -73,26 +73,6 @@ func TestFaultsAreDetected(t *testing.T) {
 	}
 }
 
-// TestKnownHubGaps runs the scenarios the local hub is known to fail (see
-// knownHubGaps) and fails if one starts passing, so the list stays true.
-func TestKnownHubGaps(t *testing.T) {
-	requireNodeModules(t)
-	t.Parallel()
-	h := startHub(t, localhub.Faults{})
-	for _, sc := range knownHubGaps {
-		t.Run(sc.name, func(t *testing.T) {
-			t.Parallel()
-			ctx, cancel := context.WithTimeout(context.Background(), sc.timeout)
-			defer cancel()
-			if err := sc.run(ctx, t, h); err == nil {
-				t.Fatalf("known hub gap %s now passes: move it from knownHubGaps to sdkScenarios and update README.md", sc.name)
-			} else {
-				t.Logf("known hub gap, still failing: %v", err)
-			}
-		})
-	}
-}
-
 func byName(name string) scenario {
 	for _, sc := range sdkScenarios {
 		if sc.name == name {

@@ -34,15 +34,8 @@ var sdkScenarios = []scenario{
 	{"sas_renewal_60s", 120 * time.Second, sasRenewal},
 	{"service_hostname_with_port", 30 * time.Second, serviceHostNameWithPort},
 	{"device_id_punctuation", 30 * time.Second, deviceIDPunctuation},
-}
-
-// knownHubGaps are scenarios the official SDKs would pass against the real
-// hub but that our local hub fails today. TestKnownHubGaps asserts they
-// still fail (so nothing silently changes) and says when one is fixed: then
-// move it to sdkScenarios. Each is described in README.md.
-var knownHubGaps = []scenario{
-	// localhub registers only [A-Za-z0-9-._:@] IDs; IoT Hub allows
-	// [A-Za-z0-9-:.+%_#*?!(),=@;$'] (protocol §1.1).
+	// The Node SDK escapes "(1)*!'" in its SAS sr, '*' with a lowercase %2a
+	// (protocol §9); the hub must verify over sr exactly as sent.
 	{"device_id_strict_encoding", 30 * time.Second, deviceIDStrictEncoding},
 }
 

@@ -78,11 +78,11 @@ func newKey() string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-// validIdentityPart reports whether s can be a device or module id here: a
-// conservative subset of the hub's character set (§1.1) without the
-// characters that SDKs encode differently in SAS resources (§2.2) or that
-// break topics and URLs ('/', '#', '?', '%', '+', space), so that every SDK
-// can authenticate as it.
+// validIdentityPart reports whether s can be a device or module id here: the
+// hub's character set (§1.1) without the characters that break topics, URLs
+// or connection strings ('/', '#', '?', '%', '+', ';', '$', '=', ',', space).
+// "*!'()" are kept: SDKs encode them differently in SAS resources (Node's
+// lowercase %2a), and the hub verifies over sr as sent, so all of them work.
 func validIdentityPart(s string) bool {
 	if s == "" || len(s) > 128 {
 		return false
@@ -90,7 +90,7 @@ func validIdentityPart(s string) bool {
 	for _, c := range s {
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.ContainsRune("-._:@", c):
+		case strings.ContainsRune("-._:@*!'()", c):
 		default:
 			return false
 		}
@@ -102,7 +102,7 @@ func validIdentityPart(s string) bool {
 // keeping existing keys; it is idempotent.
 func (r *registry) add(device, module string) error {
 	if !validIdentityPart(device) || (module != "" && !validIdentityPart(module)) {
-		return fmt.Errorf("register %q: ids must be 1-128 characters of [A-Za-z0-9-._:@]", iothub.ClientID(device, module))
+		return fmt.Errorf("register %q: ids must be 1-128 characters of [A-Za-z0-9-._:@*!'()]", iothub.ClientID(device, module))
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -204,3 +204,23 @@ func sortedIDs(m map[string]string) string {
 	slices.Sort(ids)
 	return strings.Join(ids, ",")
 }
+
+// TestPunctuatedIdentity: an ID with the characters SDKs escape differently
+// in a SAS resource ("*!'()") registers, logs in with our QueryEscape-signed
+// token, and answers on its path-escaped REST route; IDs that would break
+// topics, URLs or connection strings are refused.
+func TestPunctuatedIdentity(t *testing.T) {
+	const id = "dev-(1)*!'"
+	th := startHub(t, localhub.Options{Devices: []string{id}})
+	d := th.mustConnect(t, id)
+	d.subscribe(t, 0, echo)
+	r := th.invoke(t, id, "", iothub.MethodRequest{MethodName: "m", Payload: []byte(`{"id":"strict"}`)})
+	if r.status != 200 || string(r.body) != `{"status":200,"payload":{"id":"strict"}}` {
+		t.Fatalf("got %d %s", r.status, r.body)
+	}
+	for _, bad := range []string{"a/b", "a#b", "a?b", "a%b", "a+b", "a;b", "a b", "a=b"} {
+		if _, err := th.AddDevice(bad, ""); err == nil {
+			t.Errorf("AddDevice(%q) succeeded, want refused", bad)
+		}
+	}
+}
