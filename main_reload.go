@@ -158,6 +158,26 @@ func (r *reloader) load(c watch.Change) (*engine.Set, error) {
 	return r.cfg.Parse(r.cfg.Path, c.Data)
 }
 
+// loadConfig is the start-up half of the reload transaction, for `methodd
+// run`: the permission check (errors.Is confperm.ErrUnsafe: refuse to
+// start), the read, and parse (an engine.Diagnostics error for a bad file).
+// It returns the Set and the bytes it was parsed from, for
+// reloaderConfig.Baseline.
+func loadConfig(path string, daemonUID int, parse func(file string, data []byte) (*engine.Set, error)) (*engine.Set, []byte, error) {
+	if err := confperm.Check(path, daemonUID); err != nil {
+		return nil, nil, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	set, err := parse(path, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return set, data, nil
+}
+
 // reject logs a failed reload once (with every diagnostic at its position)
 // and reports it; the active Set is untouched.
 func (r *reloader) reject(err error, c watch.Change, trigger string) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -142,15 +143,7 @@ func startReloader(t testing.TB, path, initial string) *reloadHarness {
 	}()
 	t.Cleanup(func() { conn.Close(); <-notesDone })
 
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := confperm.Check(path, os.Geteuid()); err != nil {
-		t.Fatal(err)
-	}
-	parse := func(file string, data []byte) (*engine.Set, error) { return engine.Parse(file, data, engine.Options{}) }
-	set, err := parse(path, data)
+	set, data, err := loadConfig(path, os.Geteuid(), parseHandlers)
 	if err != nil {
 		t.Fatalf("initial config: %v", err)
 	}
@@ -158,7 +151,7 @@ func startReloader(t testing.TB, path, initial string) *reloadHarness {
 	h.r, err = newReloader(reloaderConfig{
 		Path:      path,
 		Baseline:  data,
-		Parse:     parse,
+		Parse:     parseHandlers,
 		Engine:    h.eng,
 		Notifier:  sdnotify.New(func(k string) string { return map[string]string{"NOTIFY_SOCKET": sock}[k] }),
 		Logger:    slog.New(h.logs),
@@ -179,6 +172,11 @@ func startReloader(t testing.TB, path, initial string) *reloadHarness {
 	})
 	h.waitLog("watching config for changes")
 	return h
+}
+
+// parseHandlers is engine.Parse with default options, as run would bind it.
+func parseHandlers(file string, data []byte) (*engine.Set, error) {
+	return engine.Parse(file, data, engine.Options{})
 }
 
 func writeConfig(t testing.TB, path, content string) {
@@ -505,6 +503,30 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	h.expectNotes("reloaded at")
 	h.expectServing(configA)
+}
+
+func TestLoadConfigAtStartup(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "handlers.yaml")
+	writeConfig(t, p, configA)
+	set, data, err := loadConfig(p, os.Geteuid(), parseHandlers)
+	if err != nil || string(data) != configA || len(set.Methods()) == 0 {
+		t.Fatalf("loadConfig(valid) = %v, %q, %v", set, data, err)
+	}
+
+	writeConfig(t, p, configBad)
+	var diags engine.Diagnostics
+	if _, _, err := loadConfig(p, os.Geteuid(), parseHandlers); !errors.As(err, &diags) || diags[0].Line != 5 {
+		t.Fatalf("loadConfig(invalid) error = %v, want engine.Diagnostics at line 5", err)
+	}
+
+	writeConfig(t, p, configA)
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := loadConfig(p, os.Geteuid(), parseHandlers); !errors.Is(err, confperm.ErrUnsafe) {
+		t.Fatalf("loadConfig(world-writable dir) error = %v, want confperm.ErrUnsafe", err)
+	}
 }
 
 // BenchmarkReloadLatency measures, per reload, the time from the rename of
