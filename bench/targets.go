@@ -88,7 +88,10 @@ func (r result) targets(o options) []target {
 			r.ratioTarget(fmt.Sprintf("(a) p50 ≤ 1.15 × (c) p50 (ms), MQTT, 16 in flight, %s", sizeName(size)), "a", "c", spec, p50, 1.15, false),
 			r.ratioTarget(fmt.Sprintf("(a) ≥ 3 × (d) calls/s, MQTT, 16 in flight, %s", sizeName(size)), "a", "d", spec, rate, 3, true))
 	}
-	ts = append(ts, r.execTarget(16), r.idleTarget(), r.peakTarget(), r.reloadTarget(), r.startupTarget())
+	for _, n := range o.inflights {
+		ts = append(ts, r.execTarget(n))
+	}
+	ts = append(ts, r.idleTarget(), r.peakTarget(), r.reloadTarget(), r.startupTarget())
 	return ts
 }
 
