@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -74,6 +76,9 @@ func runHarness(ctx context.Context, o options, root string, logw io.Writer) (re
 	for _, k := range deviceKinds(o.skipNode) {
 		if ctx.Err() != nil {
 			return res, ctx.Err()
+		}
+		if o.only != "" && !slices.Contains(strings.Split(o.only, ","), k.key) {
+			continue
 		}
 		res.devices = append(res.devices, h.measureDevice(ctx, k))
 	}

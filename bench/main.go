@@ -52,7 +52,8 @@ type options struct {
 	out         string
 	duration    time.Duration // measured time per cell
 	skipNode    bool
-	maxCalls    int // per cell (measured part)
+	only        string // comma-separated device keys, "" = all
+	maxCalls    int    // per cell (measured part)
 	reloads     int
 	starts      int
 	nodeModules string
@@ -74,6 +75,7 @@ func parseOptions(args []string, stderr io.Writer, root string) (options, error)
 	fs.StringVar(&o.out, "out", "", "report file (default BENCHMARKS.md at the module root; with --quick a temporary file)")
 	fs.DurationVar(&o.duration, "duration", 0, "measured time per cell (default 5s, --quick 300ms)")
 	fs.BoolVar(&o.skipNode, "skip-node", false, "leave out device (d), the Node SDK device")
+	fs.StringVar(&o.only, "devices", "", "measure only these devices, e.g. a,c (default all; for investigating one cell)")
 	fs.IntVar(&o.maxCalls, "max-calls", 0, "at most this many measured calls per cell (default 200000, --quick 24)")
 	fs.IntVar(&o.reloads, "reloads", 0, "reloads measured (default 50, --quick 3)")
 	fs.IntVar(&o.starts, "starts", 0, "daemon start-ups measured (default 20, --quick 2)")
@@ -85,6 +87,9 @@ func parseOptions(args []string, stderr io.Writer, root string) (options, error)
 		return o, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	o.applyDefaults()
+	if o.only != "" && !strings.Contains(o.only, "d") {
+		o.skipNode = true
+	}
 	if o.duration <= 0 || o.duration > 10*time.Minute || o.maxCalls < 1 || o.reloads < 0 || o.starts < 1 {
 		return o, fmt.Errorf("%w: --duration must be in (0, 10m], --max-calls and --starts ≥ 1, --reloads ≥ 0", errUsage)
 	}
