@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -153,10 +154,17 @@ func (c *runCmd) load(f runFlags, logger *slog.Logger) (*engine.Engine, *engine.
 
 // session builds the device session that serves eng as identity id.
 func (c *runCmd) session(f runFlags, id identity, conn engine.Connection, eng *engine.Engine, logger *slog.Logger) (*device.Session, error) {
-	announced := false
+	started := false
 	onState := func(s device.State) {
-		if s.Kind == device.Connected && id.hub != nil && !announced {
-			announced = true
+		if s.Kind != device.Connected || started {
+			return
+		}
+		started = true
+		// Start-up is over: hand its garbage (YAML nodes, expression
+		// compilation, certificate parsing) back to the OS once, so that the
+		// idle daemon's RSS is what it keeps, not what it once needed.
+		debug.FreeOSMemory()
+		if id.hub != nil {
 			fmt.Fprintf(c.io.err, "methodd run: %s is connected to the local hub; call it with: %s\n",
 				id.cs.ClientID(), localInvokeHint(f, id.cs.ClientID()))
 		}

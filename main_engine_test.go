@@ -12,17 +12,6 @@ import (
 	"time"
 )
 
-// buildMethodd builds the binary once per test into a temporary directory.
-func buildMethodd(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "methodd")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // runMethodd runs the binary and returns stdout, stderr and the exit code.
 func runMethodd(t *testing.T, bin, stdin string, args ...string) (string, string, int) {
 	t.Helper()

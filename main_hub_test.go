@@ -47,10 +47,7 @@ func TestHubCommandSmoke(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "methodd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildMethodd(t)
 	dir := filepath.Join(tmp, "hub")
 	cmd := exec.Command(bin, "hub", "--dir", dir, "--mqtt-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0", "--log-format", "json")
 	stderr := &hubSmokeBuffer{}

@@ -241,10 +241,7 @@ func TestInvokeBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "methodd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildMethodd(t)
 	h := startTestHub(t, "dev", "off")
 	startEchoDevice(t, h, "dev")
 	cmd := exec.Command(bin, "invoke", "--local", "--hub-dir", h.dir, "dev", "echo", "-")

@@ -48,10 +48,7 @@ func (o *runSmokeOutput) String() string {
 // example config in one process, then calls it from another (methodd invoke
 // --local, and a plain HTTPS call to the hub's REST API), then SIGTERM → 0.
 func TestRunSmokeBinary(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "methodd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildMethodd(t)
 	dir := filepath.Join(t.TempDir(), "hub")
 	cmd := exec.Command(bin, "run", "--local", "--config", "handlers.yaml.example", "--hub-dir", dir)
 	out := &runSmokeOutput{want: "call it with: methodd invoke --local --hub-dir " + dir + " dev-device ping", seen: make(chan struct{})}
