@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -16,14 +17,20 @@ import (
 	"github.com/methodd/methodd/internal/confperm"
 	"github.com/methodd/methodd/internal/device"
 	"github.com/methodd/methodd/internal/localhub"
+	"github.com/methodd/methodd/internal/sdnotify"
 )
 
 const runUsage = `usage: methodd run [--config FILE] [--connection-string-file FILE] [--local [--hub-dir DIR] [--device ID[/MODULE]]]
-                   [--log-format text|json] [--log-level LEVEL] [--drain-timeout D]
+                   [--log-format text|json] [--log-level LEVEL] [--drain-timeout D] [--sas-ttl D]
 
 Connect this gateway to IoT Hub over MQTT and answer every direct method from
 the handlers file, until SIGINT/SIGTERM; then stop taking calls, let running
 ones finish (at most --drain-timeout) and exit 0.
+
+The handlers file is reloaded when it changes (editors, git, symlink swaps)
+and on SIGHUP; an invalid or unsafe version is logged and the running one
+kept. Under systemd (Type=notify) READY=1 is sent once subscribed, and the
+watchdog is fed while connected or reconnecting on schedule.
 
 The device identity is the first found of: --connection-string-file; the
 file's connection.connection_string_file; $CREDENTIALS_DIRECTORY/device-
@@ -37,6 +44,10 @@ examples:
   methodd run --config /etc/methodd/handlers.yaml --log-format json
   IOTHUB_DEVICE_CONNECTION_STRING='HostName=...;DeviceId=...;SharedAccessKey=...' methodd run`
 
+// minSASTTL is the shortest --sas-ttl: renewal at ~80 % must leave time
+// for a connection attempt.
+const minSASTTL = 5 * time.Second
+
 // defaultDrainTimeout bounds the wait for running calls at shutdown.
 const defaultDrainTimeout = 10 * time.Second
 
@@ -48,12 +59,13 @@ type runFlags struct {
 	config, hubDir, device, csFile string
 	local, hubDirSet               bool
 	logFormat, logLevel            string
-	drainTimeout                   time.Duration
+	drainTimeout, sasTTL           time.Duration
 }
 
 // Run loads the handlers, resolves the identity (or starts the local hub),
-// and runs the device session until ctx is done. An invalid config prints
-// its diagnostics and exits 2.
+// and runs the device session until ctx is done, reloading the handlers on
+// file changes and SIGHUP and keeping systemd informed. An invalid config
+// prints its diagnostics and exits 2; an unsafe one exits 1.
 func (c *runCmd) Run(ctx context.Context, args []string) error {
 	f, err := c.parse(args)
 	if err != nil {
@@ -63,10 +75,18 @@ func (c *runCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	eng, set, err := c.load(f, logger)
+	// From here on SIGHUP never kills the daemon: the reloader acts on it
+	// while it runs; this guard swallows it before and after.
+	stopHUP := guardSIGHUP()
+	defer stopHUP()
+	parse := func(file string, data []byte) (*engine.Set, error) {
+		return engine.Parse(file, data, engine.Options{Logger: logger.With("component", "engine")})
+	}
+	set, data, err := c.load(f, parse, logger)
 	if err != nil {
 		return err
 	}
+	eng := engine.New(set)
 	id, err := resolveIdentity(ctx, f, set.Connection(), c.io.getenv, logger)
 	if err != nil {
 		return err
@@ -74,22 +94,50 @@ func (c *runCmd) Run(ctx context.Context, args []string) error {
 	if id.hub != nil {
 		defer id.hub.Close()
 	}
-	sess, err := c.session(f, id, set.Connection(), eng, logger)
+	notifier := sdnotify.New(c.io.getenv)
+	health := newRunHealth(notifier, id.cs.ClientID(), fmt.Sprintf("%d methods, config %.12s", len(set.Methods()), set.Digest()),
+		time.Now, func() { c.started(f, id) })
+	sess, err := c.session(f, id, set.Connection(), eng, logger, health.onState)
 	if err != nil {
 		return err
 	}
-	// Hot reload (a later issue) plugs in here: a reloader that swaps eng's
-	// Set on file changes and SIGHUP. Until then SIGHUP is logged and
-	// ignored, never fatal (its default action would kill the daemon).
-	stopHUP := ignoreSIGHUP(logger)
-	defer stopHUP()
+	rl, err := newReloader(reloaderConfig{Path: f.config, Baseline: data, Parse: parse, Engine: eng,
+		Notifier: notifier, Logger: logger, DaemonUID: os.Geteuid(), Status: health.status})
+	if err != nil {
+		return fmt.Errorf("run: watch %s: %w", f.config, err)
+	}
 	logger.Info("starting", "config", f.config, "methods", len(set.Methods()), "identity", id.cs.ClientID(),
 		"identitySource", id.source, "host", id.cs.HostName, "dial", id.cs.DialHost())
-	if err := sess.Run(ctx); err != nil {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := rl.Run(ctx); err != nil {
+			logger.Error("config watch failed; changes now apply only at restart", "err", err)
+		}
+	})
+	wg.Go(func() { health.watchdog(ctx, c.io.getenv, os.Getpid()) })
+	wg.Go(func() {
+		<-ctx.Done()
+		_ = notifier.Stopping()
+	})
+	err = sess.Run(ctx)
+	wg.Wait()
+	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// started runs once, when the first subscription is in place.
+func (c *runCmd) started(f runFlags, id identity) {
+	// Start-up is over: hand its garbage (YAML nodes, expression
+	// compilation, certificate parsing) back to the OS once, so that the
+	// idle daemon's RSS is what it keeps, not what it once needed.
+	debug.FreeOSMemory()
+	if id.hub != nil {
+		fmt.Fprintf(c.io.err, "methodd run: %s is connected to the local hub; call it with: %s\n",
+			id.cs.ClientID(), localInvokeHint(f, id.cs.ClientID()))
+	}
 }
 
 func (c *runCmd) parse(args []string) (runFlags, error) {
@@ -103,6 +151,7 @@ func (c *runCmd) parse(args []string) (runFlags, error) {
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", defaultDrainTimeout, "at shutdown, how long running calls may finish")
+	fs.DurationVar(&f.sasTTL, "sas-ttl", 0, "SAS token lifetime, overriding connection.sas_ttl (at least 5s; renewed at ~80%)")
 	if err := parseFlags(fs, args); err != nil {
 		return f, err
 	}
@@ -119,6 +168,9 @@ func (c *runCmd) parse(args []string) (runFlags, error) {
 	if f.drainTimeout <= 0 {
 		return f, usageError("run: --drain-timeout must be positive")
 	}
+	if f.sasTTL != 0 && f.sasTTL < minSASTTL {
+		return f, usageError("run: --sas-ttl must be at least %s", minSASTTL)
+	}
 	if f.local && f.hubDir == "" {
 		dir, err := localhub.DefaultDir(c.io.getenv)
 		if err != nil {
@@ -129,10 +181,11 @@ func (c *runCmd) parse(args []string) (runFlags, error) {
 	return f, nil
 }
 
-// load checks the config's permissions and loads it: the same load path as
-// check. Problems are printed one per line and exit 2.
-func (c *runCmd) load(f runFlags, logger *slog.Logger) (*engine.Engine, *engine.Set, error) {
-	set, err := engine.Load(f.config, engine.Options{Logger: logger.With("component", "engine")})
+// load is the start-up half of the reload transaction (loadConfig: the
+// permission check, then the same parse as check and reload). Diagnostics
+// are printed one per line and exit 2; unsafe permissions exit 1.
+func (c *runCmd) load(f runFlags, parse func(string, []byte) (*engine.Set, error), logger *slog.Logger) (*engine.Set, []byte, error) {
+	set, data, err := loadConfig(f.config, os.Geteuid(), parse)
 	var diags engine.Diagnostics
 	switch {
 	case errors.As(err, &diags):
@@ -140,34 +193,22 @@ func (c *runCmd) load(f runFlags, logger *slog.Logger) (*engine.Engine, *engine.
 			fmt.Fprintln(c.io.err, d.String())
 		}
 		return nil, nil, withExit(exitUsage, fmt.Errorf("run: %s: %d problems", f.config, len(diags)))
+	case errors.Is(err, confperm.ErrUnsafe):
+		return nil, nil, withExit(exitFailure, fmt.Errorf("run: refusing to start: %w", err))
 	case err != nil:
-		return nil, nil, withExit(exitUsage, fmt.Errorf("run: %w", err))
-	}
-	if err := confperm.Check(f.config, os.Geteuid()); err != nil {
 		return nil, nil, withExit(exitUsage, fmt.Errorf("run: %w", err))
 	}
 	for _, d := range set.Warnings() {
 		logger.Warn("config warning", "diagnostic", d.String())
 	}
-	return engine.New(set), set, nil
+	return set, data, nil
 }
 
 // session builds the device session that serves eng as identity id.
-func (c *runCmd) session(f runFlags, id identity, conn engine.Connection, eng *engine.Engine, logger *slog.Logger) (*device.Session, error) {
-	started := false
-	onState := func(s device.State) {
-		if s.Kind != device.Connected || started {
-			return
-		}
-		started = true
-		// Start-up is over: hand its garbage (YAML nodes, expression
-		// compilation, certificate parsing) back to the OS once, so that the
-		// idle daemon's RSS is what it keeps, not what it once needed.
-		debug.FreeOSMemory()
-		if id.hub != nil {
-			fmt.Fprintf(c.io.err, "methodd run: %s is connected to the local hub; call it with: %s\n",
-				id.cs.ClientID(), localInvokeHint(f, id.cs.ClientID()))
-		}
+func (c *runCmd) session(f runFlags, id identity, conn engine.Connection, eng *engine.Engine, logger *slog.Logger, onState func(device.State)) (*device.Session, error) {
+	ttl := conn.SASTTL
+	if f.sasTTL > 0 {
+		ttl = f.sasTTL
 	}
 	sess, err := device.New(device.Config{
 		Identity:     id.cs,
@@ -175,7 +216,7 @@ func (c *runCmd) session(f runFlags, id identity, conn engine.Connection, eng *e
 		RootCAs:      id.roots,
 		ClientCert:   id.cert,
 		ProductInfo:  "methodd/" + moduleVersion(),
-		SASTTL:       conn.SASTTL,
+		SASTTL:       ttl,
 		DrainTimeout: f.drainTimeout,
 		Logger:       logger,
 		OnState:      onState,
@@ -195,8 +236,9 @@ func localInvokeHint(f runFlags, clientID string) string {
 	return s + clientID + " ping"
 }
 
-// ignoreSIGHUP keeps SIGHUP from killing the daemon until reload exists.
-func ignoreSIGHUP(logger *slog.Logger) (stop func()) {
+// guardSIGHUP keeps SIGHUP from killing the daemon (its default action)
+// for as long as run lives; the reloader acts on the signal while it runs.
+func guardSIGHUP() (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -206,7 +248,6 @@ func ignoreSIGHUP(logger *slog.Logger) (stop func()) {
 		for {
 			select {
 			case <-hup:
-				logger.Warn("SIGHUP received; config reload is not available yet, ignoring")
 			case <-done:
 				return
 			}

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,24 +19,6 @@ import (
 	"github.com/methodd/methodd/internal/localhub"
 	"github.com/methodd/methodd/iothub"
 )
-
-// hubSmokeBuffer is a goroutine-safe capture of the child's stderr.
-type hubSmokeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *hubSmokeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *hubSmokeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestHubCommandSmoke drives the built binary as a user would: start
 // `methodd hub` on free ports, wait for hub.json, answer one method with a
@@ -50,7 +31,7 @@ func TestHubCommandSmoke(t *testing.T) {
 	bin := buildMethodd(t)
 	dir := filepath.Join(tmp, "hub")
 	cmd := exec.Command(bin, "hub", "--dir", dir, "--mqtt-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0", "--log-format", "json")
-	stderr := &hubSmokeBuffer{}
+	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
