@@ -126,7 +126,7 @@ func (s *Session) loop(ctx context.Context) *conn {
 			s.retire(cur)
 		}
 		cur, upSince = next, time.Now()
-		s.log.Info("connected", "conn", id, "transport", s.cfg.Transport, "renewal", renewal, "tokenExpiry", cr.expiry)
+		s.log.Info("connected and subscribed", "conn", id, "subscription", iothub.MethodsSubscription, "transport", s.cfg.Transport, "renewal", renewal, "tokenExpiry", cr.expiry)
 		s.emit(State{Kind: Connected, Conn: id, Renewal: renewal})
 
 		lost := s.hold(ctx, cur, cr)
