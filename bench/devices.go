@@ -73,8 +73,9 @@ func (h *harness) daemonFiles(id, config string) (cfgPath, csPath string, err er
 }
 
 // startDaemon starts `methodd run` as id with a config from template (its
-// %q is the CA file). Ready is the daemon's "connected" log line, which
-// internal/device writes after the SUBACK of the methods subscription.
+// %q is the CA file). Ready is the daemon's first log line whose message
+// starts with "connected" ("connected and subscribed"), which internal/device
+// writes after the SUBACK of the methods subscription.
 func (h *harness) startDaemon(id, template string) (*proc, error) {
 	cfg, cs, err := h.daemonFiles(id, fmt.Sprintf(template, h.info.CAFile))
 	if err != nil {
@@ -92,7 +93,7 @@ func (h *harness) execDaemon(id, cfg, cs string) (*proc, error) {
 		env:  h.baseEnv(),
 		dir:  h.work,
 		isReady: func(stream string, line []byte) bool {
-			return stream == "stderr" && bytes.Contains(line, []byte(`"msg":"connected"`))
+			return stream == "stderr" && bytes.Contains(line, []byte(`"msg":"connected`))
 		},
 	})
 }

@@ -130,7 +130,8 @@ func (h *harness) callerFor(path string) caller {
 type deviceResult struct {
 	kind               deviceKind
 	startup            time.Duration
-	idle               memory
+	atReady            memory // when it said it is subscribed
+	idle               memory // idleWindow later, no call in between
 	cells              []cellResult
 	loadStart, loadEnd string
 	err                error // the device failed: its numbers are incomplete
@@ -153,7 +154,11 @@ func (h *harness) measureDevice(ctx context.Context, k deviceKind) (r deviceResu
 		r.err = err
 		return r
 	}
-	if r.idle, err = readMemory(p.pid()); err != nil {
+	if r.atReady, err = readMemory(p.pid()); err != nil {
+		r.err = err
+		return r
+	}
+	if r.idle, err = idleMemory(ctx, p); err != nil {
 		r.err = err
 		return r
 	}
@@ -171,6 +176,25 @@ func (h *harness) measureDevice(ctx context.Context, k deviceKind) (r deviceResu
 		}
 	}
 	return r
+}
+
+// idleWindow is how long a device sits without calls after it subscribed
+// before its idle RSS is read: start-up work (a daemon returns its start-up
+// garbage to the OS once connected) is over by then.
+const idleWindow = time.Second
+
+// idleMemory reads p's memory after idleWindow without calls.
+func idleMemory(ctx context.Context, p *proc) (memory, error) {
+	t := time.NewTimer(idleWindow)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return memory{}, ctx.Err()
+	case <-p.exited:
+		return memory{}, fmt.Errorf("%s exited while idle: %v\n%s", p.name, p.waitErr, p.tail.String())
+	}
+	return readMemory(p.pid())
 }
 
 // maxOf returns the largest of xs (xs is never empty).

@@ -72,7 +72,7 @@ func renderSetup(w writef, o options, r result) {
 	w("| command | `%s` (%s) |\n", o.command, mode)
 	w("| date | %s (run took %s) |\n", r.started.UTC().Format(time.RFC3339), r.elapsed.Round(time.Second))
 	w("| machine | %s; %d CPUs (nproc); %s RAM; Linux %s |\n", m.cpu, m.cpus, m.memTotal, m.kernel)
-	w("| toolchains | %s; node %s |\n", m.goVer, m.nodeVer)
+	w("| toolchains | %s (methodd and rawdevice built as shipped: CGO_ENABLED=0 -trimpath -ldflags='-s -w'); node %s |\n", m.goVer, m.nodeVer)
 	w("| load average (1/5/15 min) | %s at start, %s at end; per device below |\n", r.loadStart, r.loadEnd)
 	w("| per cell | warm-up of 4 × in-flight calls, then %v or %d calls, whichever first |\n\n", o.duration, o.maxCalls)
 }
@@ -114,8 +114,8 @@ func renderRatios(w writef, o options, r result) {
 
 func renderDevice(w writef, d deviceResult) {
 	w("## (%s) %s\n\n", d.kind.key, d.kind.title)
-	w("Start-up to subscribed %s; RSS idle %s (VmRSS once subscribed); load average %s at start, %s at end.\n\n",
-		ms(d.startup), mb(d.idle.rss), d.loadStart, d.loadEnd)
+	w("Start-up to subscribed %s; RSS %s when subscribed, idle %s (%v later, no calls); load average %s at start, %s at end.\n\n",
+		ms(d.startup), mb(d.atReady.rss), mb(d.idle.rss), idleWindow, d.loadStart, d.loadEnd)
 	if d.err != nil {
 		w("**Device failed:** %s\n\n", strings.ReplaceAll(d.err.Error(), "\n", " "))
 	}
@@ -180,7 +180,7 @@ func renderReloadStartup(w writef, r result) {
 		w("- Reload latency: not measured (%v).\n", rl.err)
 	}
 	if s := r.startup.lat; s.n > 0 {
-		w("- Start-up (exec → the daemon's `connected` log line, written after the SUBACK), %d starts: p50 %s, p90 %s, p99 %s, max %s.\n",
+		w("- Start-up (exec → the daemon's `connected and subscribed` log line, written after the SUBACK), %d starts: p50 %s, p90 %s, p99 %s, max %s.\n",
 			s.n, ms(s.p50), ms(s.p90), ms(s.p99), ms(s.max))
 	} else {
 		w("- Start-up: not measured (%v).\n", r.startup.err)
@@ -206,7 +206,8 @@ func renderMethod(w writef, o options) {
   /bin/true exits 0. (c) is bench/rawdevice, paho answering from its message callback (a separate module,
   so that internal/device stays the methodd module's only paho importer). (d) is bench/node/echo-device.js
   on azure-iot-device-mqtt from conformance/node_modules.
-- Start-up: exec → the daemon's `+"`connected`"+` log line (internal/device writes it after the SUBACK), then one
+- Start-up: exec → the daemon's first log line whose message starts with `+"`connected`"+` (`+"`connected and subscribed`"+`:
+  internal/device writes it after the SUBACK), then one
   call with connectTimeoutInSeconds 0 must be answered. Reload: a new file is written beside the
   handlers file and renamed over it; a `+"`version`"+` method is probed every %v until it answers the new version.
 

@@ -116,7 +116,7 @@ const (
 )
 
 func (r result) idleTarget() target {
-	t := target{name: "RSS of (a) idle ≤ 15 MB", verdict: verdictAbsent, measured: "—"}
+	t := target{name: fmt.Sprintf("RSS of (a) idle ≤ 15 MB (VmRSS %v after subscribed; MB = 10⁶ bytes)", idleWindow), verdict: verdictAbsent, measured: "—"}
 	if a, ok := r.device("a"); ok && a.idle.rss > 0 {
 		t.measured = fmt.Sprintf("%s (%.2f× the bound)", mb(a.idle.rss), float64(a.idle.rss)/idleRSSBound)
 		t.verdict = verdictOf(a.idle.rss <= idleRSSBound)
