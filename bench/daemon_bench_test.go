@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -111,4 +112,38 @@ func benchDaemonPath(b *testing.B, size int) {
 	if r.lost+r.mismatched > 0 {
 		b.Fatalf("%d lost, %d mismatched: %s", r.lost, r.mismatched, r.firstErr)
 	}
+}
+
+// BenchmarkExecPath compares, in one process and one at a time, the engine
+// running `run: [/bin/true]` (device (b)'s handler, no hub) with a bare
+// exec.Command("/bin/true").Run(): the part of (b)'s cost that is the
+// engine's command runner rather than fork/exec itself.
+//
+//	go test -run '^$' -bench ExecPath -cpuprofile cpu.out ./bench
+func BenchmarkExecPath(b *testing.B) {
+	b.Run("engine", func(b *testing.B) {
+		cfg := filepath.Join(b.TempDir(), "handlers.yaml")
+		if err := os.WriteFile(cfg, fmt.Appendf(nil, execConfig, "/dev/null"), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		set, err := engine.Load(cfg, engine.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		eng := engine.New(set)
+		payload := []byte(`{"id":"000000000001","pad":"x"}`)
+		for b.Loop() {
+			rep := eng.Call(b.Context(), engine.Request{Method: echoMethod, RequestID: "1", DeviceID: "dev", Payload: payload})
+			if rep.Status != 200 || !sameJSON(rep.Payload, payload) {
+				b.Fatalf("reply %d %s", rep.Status, rep.Payload)
+			}
+		}
+	})
+	b.Run("os-exec", func(b *testing.B) {
+		for b.Loop() {
+			if err := exec.CommandContext(b.Context(), "/bin/true").Run(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

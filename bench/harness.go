@@ -72,7 +72,6 @@ func runHarness(ctx context.Context, o options, root string, logw io.Writer) (re
 	}
 	defer h.hub.Close()
 	defer h.rest.close()
-	res.exec = h.measureExec(ctx)
 	for _, k := range deviceKinds(o.skipNode) {
 		if ctx.Err() != nil {
 			return res, ctx.Err()
@@ -80,7 +79,9 @@ func runHarness(ctx context.Context, o options, root string, logw io.Writer) (re
 		if o.only != "" && !slices.Contains(strings.Split(o.only, ","), k.key) {
 			continue
 		}
-		res.devices = append(res.devices, h.measureDevice(ctx, k))
+		d := h.measureDevice(ctx, k)
+		res.devices = append(res.devices, d)
+		res.exec = append(res.exec, d.exec...)
 	}
 	res.reload = h.measureReload(ctx)
 	res.startup = h.measureStartup(ctx)
@@ -133,6 +134,7 @@ type deviceResult struct {
 	atReady            memory // when it said it is subscribed
 	idle               memory // idleWindow later, no call in between
 	cells              []cellResult
+	exec               []execResult // device (b) only: the bare exec loop, measured beside its cells
 	loadStart, loadEnd string
 	err                error // the device failed: its numbers are incomplete
 }
@@ -164,6 +166,9 @@ func (h *harness) measureDevice(ctx context.Context, k deviceKind) (r deviceResu
 	}
 	for _, path := range h.opts.paths {
 		for _, n := range h.opts.inflights {
+			if k.key == "b" && path == pathMQTT {
+				r.exec = append(r.exec, h.measureExec(ctx, n)) // the same moment as (b)'s cells at n
+			}
 			for _, size := range h.opts.sizes {
 				c := h.runCell(ctx, p, k.id, cellSpec{path: path, inflight: n, size: size})
 				h.progress("  %s", c.line())

@@ -27,17 +27,15 @@ func (e execResult) rate() float64 {
 	return float64(e.runs) / e.elapsed.Seconds()
 }
 
-// measureExec runs the exec loop at each in-flight count of the matrix.
-func (h *harness) measureExec(ctx context.Context) []execResult {
-	var out []execResult
-	for _, n := range h.opts.inflights {
-		warm := min(4*n, h.opts.maxCalls)
-		execLoop(ctx, n, warm, time.Now().Add(h.opts.duration))
-		r := execLoop(ctx, n, h.opts.maxCalls, time.Now().Add(h.opts.duration))
-		h.progress("raw os/exec /bin/true %3d in flight: %6d runs %8.0f/s p50 %s p99 %s", n, r.runs, r.rate(), ms(r.lat.p50), ms(r.lat.p99))
-		out = append(out, r)
-	}
-	return out
+// measureExec runs the exec loop at n in flight, with a warm-up like a
+// cell's. It runs right before device (b)'s cells at n, so that both see
+// the same machine.
+func (h *harness) measureExec(ctx context.Context, n int) execResult {
+	warm := min(4*n, h.opts.maxCalls)
+	execLoop(ctx, n, warm, time.Now().Add(h.opts.duration))
+	r := execLoop(ctx, n, h.opts.maxCalls, time.Now().Add(h.opts.duration))
+	h.progress("  raw os/exec /bin/true %3d in flight: %6d runs %8.0f/s p50 %s p99 %s", n, r.runs, r.rate(), ms(r.lat.p50), ms(r.lat.p99))
+	return r
 }
 
 // execLoop runs /bin/true with n workers until maxRuns were started or the

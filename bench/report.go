@@ -154,7 +154,7 @@ func perCall(total time.Duration, n int) float64 {
 
 func renderExec(w writef, r result) {
 	w("## Raw os/exec of /bin/true (the reference for b)\n\n")
-	w("A loop of `exec.CommandContext(ctx, \"/bin/true\").Run()` in the harness process, same run.\n\n")
+	w("A loop of `exec.CommandContext(ctx, \"/bin/true\").Run()` in the harness process, run right before (b)'s MQTT cells\nat the same in-flight count (while (b) is connected and idle).\n\n")
 	w("| in flight | runs | runs/s | p50 | p99 | CPU µs/run of /bin/true | (b) MQTT 100 B calls/s | b/exec |\n|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, e := range r.exec {
 		b, ok := r.find("b", cellSpec{path: pathMQTT, inflight: e.inflight, size: 100})
