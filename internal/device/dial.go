@@ -76,6 +76,11 @@ func (c *Config) clientOptions(password string, onMessage mqtt.MessageHandler, o
 	o.SetConnectRetry(false)
 	o.SetResumeSubs(false)
 	o.SetKeepAlive(c.KeepAlive)
+	// A PINGREQ goes out after KeepAlive of silence from the hub; waiting at
+	// most half of it for the PINGRESP bounds the detection of a dead link
+	// (black hole, half-open TCP) at 1.5 × KeepAlive. Paho's default, a
+	// fixed 10 s, made a 2 s keep-alive notice after ~12 s.
+	o.SetPingTimeout(c.KeepAlive / 2)
 	o.SetConnectTimeout(c.DialTimeout)
 	o.SetWriteTimeout(c.DialTimeout)
 	o.SetTLSConfig(c.tlsConfig())
