@@ -136,7 +136,12 @@ func (p *proc) stop(grace time.Duration) error {
 	case <-p.exited:
 	case <-t.C:
 		_ = p.cmd.Process.Kill()
-		<-p.exited
+		t.Reset(grace)
+		select {
+		case <-p.exited:
+		case <-t.C: // a descendant still holds its output pipes
+			return fmt.Errorf("%s: output still open %v after SIGKILL", p.name, grace)
+		}
 		return fmt.Errorf("%s did not exit within %v of SIGTERM; killed", p.name, grace)
 	}
 	var ee *exec.ExitError
