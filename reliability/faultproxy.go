@@ -1,7 +1,7 @@
 package reliability
 
 import (
-		"fmt"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"

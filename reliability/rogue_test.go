@@ -193,4 +193,3 @@ func randomBytes(seed uint64, n int) []byte {
 	}
 	return b
 }
-
