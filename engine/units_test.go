@@ -165,8 +165,9 @@ func TestDiagnosticFormats(t *testing.T) {
 
 func TestLimiter(t *testing.T) {
 	l := newLimiter(2)
-	if !l.acquire() || !l.acquire() || l.acquire() {
-		t.Fatal("limit 2 not enforced")
+	first, second, third := l.acquire(), l.acquire(), l.acquire()
+	if !first || !second || third {
+		t.Fatalf("acquire ×3 = %v, %v, %v; want true, true, false (limit 2)", first, second, third)
 	}
 	l.release()
 	if !l.acquire() {
