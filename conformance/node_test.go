@@ -183,16 +183,6 @@ func (n *node) waitFor(ctx context.Context, what string, match func(event) bool)
 	}
 }
 
-// wait waits for the process to exit on its own.
-func (n *node) wait(ctx context.Context) error {
-	select {
-	case <-n.exited:
-		return n.err
-	case <-ctx.Done():
-		return fmt.Errorf("%s still running at the deadline: %w; %s", n.name, ctx.Err(), n.tail())
-	}
-}
-
 // tail describes the last output for error messages.
 func (n *node) tail() string {
 	evs := n.snapshot()

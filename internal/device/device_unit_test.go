@@ -234,9 +234,7 @@ func TestBusyGets503(t *testing.T) {
 
 // logSink records log messages for tests that wait on one.
 type logSink struct {
-	mu   sync.Mutex
-	msgs []string
-	ch   chan string
+	ch chan string
 }
 
 func newLogSink() *logSink { return &logSink{ch: make(chan string, 256)} }
