@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"strings"
 
@@ -54,7 +52,7 @@ func (c *hubCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger, err := hubLogger(c.io.err, f.logFormat, f.logLevel)
+	logger, err := newLogger(c.io.err, "hub", f.logFormat, f.logLevel)
 	if err != nil {
 		return err
 	}
@@ -114,20 +112,4 @@ func (c *hubCmd) parse(args []string) (hubFlags, error) {
 		f.dir = dir
 	}
 	return f, nil
-}
-
-// hubLogger builds the hub's logger on w.
-func hubLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, usageError("hub: unknown --log-level %q (use debug, info, warn or error)", level)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, usageError("hub: unknown --log-format %q (use text or json)", format)
 }
