@@ -120,16 +120,3 @@ func loadAverage() string {
 	}
 	return strings.Join(f[:3], " ")
 }
-
-// load1 returns the 1-minute load average, or -1 when unknown.
-func load1() float64 {
-	f := strings.Fields(loadAverage())
-	if len(f) == 0 {
-		return -1
-	}
-	v, err := strconv.ParseFloat(f[0], 64)
-	if err != nil {
-		return -1
-	}
-	return v
-}
