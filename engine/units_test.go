@@ -9,24 +9,39 @@ import (
 	"time"
 )
 
+var jsonStringSeeds = []string{"", "plain", "quote\" back\\slash", "\n\r\t\x00\x1f", "é✓", "bad\xff\xfeutf8", "<&>", "\u2028",
+	"ascii then é then \x01 then \xe2\x82 cut", "\xef\xbf\xbd is U+FFFD itself"}
+
 func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
-	cases := []string{"", "plain", "quote\" back\\slash", "\n\r\t\x00\x1f", "é✓", "bad\xff\xfeutf8", "<&>", "\u2028"}
-	for _, c := range cases {
-		got := appendJSONString(nil, c)
-		var back string
-		if err := json.Unmarshal(got, &back); err != nil {
-			t.Errorf("%q: invalid JSON %s: %v", c, got, err)
-			continue
-		}
-		want, _ := json.Marshal(c)
-		var wantBack string
-		_ = json.Unmarshal(want, &wantBack)
-		if back != wantBack {
-			t.Errorf("%q: decodes to %q, encoding/json gives %q", c, back, wantBack)
-		}
-		if n := jsonStringLen([]byte(c)); n != len(got) {
-			t.Errorf("%q: jsonStringLen %d, encoded length %d", c, n, len(got))
-		}
+	for _, c := range jsonStringSeeds {
+		checkJSONString(t, c)
+	}
+}
+
+// FuzzAppendJSONString: any string, valid UTF-8 or not, encodes to a JSON
+// string that decodes as encoding/json's encoding does, at the length
+// jsonStringLen predicts.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, c := range jsonStringSeeds {
+		f.Add(c)
+	}
+	f.Fuzz(checkJSONString)
+}
+
+func checkJSONString(t *testing.T, c string) {
+	got := appendJSONString(nil, c)
+	var back string
+	if err := json.Unmarshal(got, &back); err != nil {
+		t.Fatalf("%q: invalid JSON %s: %v", c, got, err)
+	}
+	want, _ := json.Marshal(c)
+	var wantBack string
+	_ = json.Unmarshal(want, &wantBack)
+	if back != wantBack {
+		t.Errorf("%q: decodes to %q, encoding/json gives %q", c, back, wantBack)
+	}
+	if n := jsonStringLen([]byte(c)); n != len(got) {
+		t.Errorf("%q: jsonStringLen %d, encoded length %d", c, n, len(got))
 	}
 }
 
