@@ -51,7 +51,12 @@ func (s *Set) handle(ctx context.Context, m *method, r Request, exit *int) Reply
 	}
 	var payload any
 	if m.needs&needPayload != 0 || len(m.params) > 0 {
-		if err := json.Unmarshal(raw, &payload); err != nil {
+		var err error
+		if payload, err = decodeJSON(raw); err != nil {
+			// The same inputs fail there; it names the reason and position.
+			if uerr := json.Unmarshal(raw, new(any)); uerr != nil {
+				err = uerr
+			}
 			return errorReply(400, "payload is not valid JSON: "+err.Error())
 		}
 	} else if !json.Valid(raw) {
