@@ -33,6 +33,17 @@ func moduleVersion() string {
 	return "(devel)"
 }
 
+// productToken names this program to hubs: "methodd/<version>" ("devel"
+// for a build without a module version), the service API's User-Agent and
+// the MQTT username's DeviceClientType.
+func productToken() string {
+	v := moduleVersion()
+	if v == "(devel)" {
+		v = "devel"
+	}
+	return "methodd/" + v
+}
+
 // shellQuote quotes s for a POSIX shell when it needs it.
 func shellQuote(s string) string {
 	if s != "" && strings.IndexFunc(s, func(r rune) bool {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"runtime/debug"
 	"time"
 
 	"github.com/methodd/methodd/invoke"
@@ -195,22 +194,13 @@ func (c *invokeCmd) client(f invokeFlags) (*invoke.Client, error) {
 	cl, err := invoke.NewClient(hub.cs, invoke.ClientOptions{
 		RootCAs:   roots,
 		Addr:      hub.addr,
-		UserAgent: userAgent(),
+		UserAgent: productToken(),
 		MaxConns:  f.parallel,
 	})
 	if err != nil {
 		return nil, usageError("invoke: connection string (%s): %v", hub.source, err)
 	}
 	return cl, nil
-}
-
-// userAgent is "methodd/<module version>".
-func userAgent() string {
-	v := "devel"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		v = bi.Main.Version
-	}
-	return "methodd/" + v
 }
 
 // single makes one call and prints its answer in the chosen format.

@@ -215,7 +215,7 @@ func (c *runCmd) session(f runFlags, id identity, conn engine.Connection, eng *e
 		Transport:    id.transport,
 		RootCAs:      id.roots,
 		ClientCert:   id.cert,
-		ProductInfo:  "methodd/" + moduleVersion(),
+		ProductInfo:  productToken(),
 		SASTTL:       ttl,
 		DrainTimeout: f.drainTimeout,
 		Logger:       logger,
