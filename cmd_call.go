@@ -6,9 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"strings"
 
 	"github.com/methodd/methodd/engine"
 )
@@ -45,9 +42,9 @@ func (c *callCmd) Run(ctx context.Context, args []string) error {
 	}
 	var payload []byte
 	if len(rest) == 2 {
-		p, err := readPayloadArg(rest[1], c.io.in)
+		p, err := readPayload("call", rest[1], c.io.in)
 		if err != nil {
-			return usageError("call: %w", err)
+			return err
 		}
 		payload = p
 	}
@@ -77,30 +74,4 @@ func (c *callCmd) Run(ctx context.Context, args []string) error {
 		return withExit(exitFailure, errSilent)
 	}
 	return nil
-}
-
-// readPayloadArg reads a PAYLOAD argument: JSON text, @FILE or - (stdin),
-// and checks that it is JSON.
-func readPayloadArg(arg string, stdin io.Reader) ([]byte, error) {
-	var data []byte
-	switch {
-	case arg == "-":
-		b, err := io.ReadAll(stdin)
-		if err != nil {
-			return nil, fmt.Errorf("read payload from stdin: %w", err)
-		}
-		data = b
-	case strings.HasPrefix(arg, "@"):
-		b, err := os.ReadFile(arg[1:])
-		if err != nil {
-			return nil, fmt.Errorf("read payload: %w", err)
-		}
-		data = b
-	default:
-		data = []byte(arg)
-	}
-	if !json.Valid(data) {
-		return nil, fmt.Errorf("PAYLOAD is not valid JSON: %.80q", data)
-	}
-	return bytes.TrimSpace(data), nil
 }

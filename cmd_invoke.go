@@ -135,7 +135,7 @@ func (c *invokeCmd) plan(f invokeFlags, args []string) (invokePlan, error) {
 		if args[1] == "-" && f.devicesFile == "-" {
 			return p, usageError("invoke: the payload cannot come from standard input when the devices do")
 		}
-		payload, err := readPayload(args[1], c.io.in)
+		payload, err := readPayload("invoke", args[1], c.io.in)
 		if err != nil {
 			return p, err
 		}
