@@ -74,6 +74,14 @@ func (h *Hub) invoke(ctx context.Context, device, module string, req iothub.Meth
 		}
 		return none, "", notOnline(req.ConnectTimeoutInSeconds)
 	}
+	select { // a client just found may hold presence before its CONNACK is out
+	case <-h.presence.connackWritten(cl):
+	case <-ctx.Done():
+	case <-h.done:
+	}
+	if e := h.stopped(ctx); e != nil {
+		return none, "", e
+	}
 	rid := h.nextRID()
 	pending := h.calls.add(rid, clientID)
 	pk := packets.Packet{

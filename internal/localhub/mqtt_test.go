@@ -332,3 +332,37 @@ func TestReplyAfterReconnect(t *testing.T) {
 		t.Fatal("the reply on the new connection did not complete the call")
 	}
 }
+
+// TestInheritedSubscriptionDeliverableAtConnack: a device that reconnects
+// with clean session 0 and sends no SUBSCRIBE (the Node SDK after a SAS
+// renewal) can be called the moment it holds its CONNACK, with connect
+// timeout 0. mochi writes the CONNACK before OnSessionEstablished, so the
+// hub records presence as the CONNACK is encoded; before that fix about one
+// call in thirty here got 404103. The race is repeated to make it show.
+func TestInheritedSubscriptionDeliverableAtConnack(t *testing.T) {
+	th := startHub(t, localhub.Options{})
+	keep := func(o *paho.ClientOptions) { o.SetCleanSession(false) }
+	first, err := th.connect(t, th.creds(t, "dev1", time.Hour), keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.subscribe(t, 0, echo)
+	first.c.Disconnect(100)
+	for i := range 100 {
+		// Wait on the hub's own record of the disconnect: a call racing it
+		// would go to the dying connection and wait out its timeout.
+		eventually(t, "the hub to see the device offline", func() bool {
+			return strings.Count(th.logs.String(), "mqtt disconnected") == i+1
+		})
+		d, err := th.connect(t, th.creds(t, "dev1", time.Hour), keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.setHandler(t, echo, nil)
+		r := th.invoke(t, "dev1", "", iothub.MethodRequest{MethodName: "m", Payload: []byte(`"x"`)})
+		if string(r.body) != `{"status":200,"payload":"x"}` {
+			t.Fatalf("reconnect %d: got %d %s, want the inherited subscription to deliver at once", i, r.status, r.body)
+		}
+		d.c.Disconnect(100)
+	}
+}

@@ -42,7 +42,7 @@ func (k *hook) ID() string { return "iothub" }
 func (k *hook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck,
-		mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
+		mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnPacketEncode, mqtt.OnPacketSent,
 		mqtt.OnPacketRead, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPublish:
 		return true
 	}
@@ -105,15 +105,39 @@ func (k *hook) kick(old *mqtt.Client) {
 	old.Stop(errKicked)
 }
 
-// OnSessionEstablished records the live session (subscribed if it inherited
-// the methods subscription) and arms the token-expiry timer.
-func (k *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
-	_, subscribed := cl.State.Subscriptions.Get(iothub.MethodsSubscription)
-	s := &session{cl: cl, subscribed: subscribed}
-	if tok, err := iothub.ParseSAS(string(pk.Connect.Password)); err == nil {
-		s.timer = k.h.expireAt(cl, tok.Expiry)
+// OnPacketEncode records the live session as its successful CONNACK is
+// about to be written: mochi sends the CONNACK before OnSessionEstablished,
+// and a device that inherited the methods subscription (clean session 0,
+// no new SUBSCRIBE) is deliverable from the moment it holds its CONNACK.
+// The inherited subscriptions are already in place here. Writers wait for
+// OnPacketSent (presence.connackWritten): this hook runs before mochi takes
+// the client's write lock, and nothing may overtake the CONNACK.
+func (k *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if isConnackOK(pk) {
+		_, subscribed := cl.State.Subscriptions.Get(iothub.MethodsSubscription)
+		k.h.presence.set(cl.ID, newSession(cl, subscribed))
 	}
-	k.h.presence.set(cl.ID, s)
+	return pk
+}
+
+// OnPacketSent releases the writers waiting for the CONNACK.
+func (k *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if isConnackOK(pk) {
+		k.h.presence.connacked(cl)
+	}
+}
+
+func isConnackOK(pk packets.Packet) bool {
+	return pk.FixedHeader.Type == packets.Connack && pk.ReasonCode == packets.CodeSuccess.Code
+}
+
+// OnSessionEstablished arms the token-expiry timer of the session recorded
+// at its CONNACK and logs the connection.
+func (k *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	if tok, err := iothub.ParseSAS(string(pk.Connect.Password)); err == nil {
+		k.h.presence.arm(cl, k.h.expireAt(cl, tok.Expiry))
+	}
+	_, subscribed := cl.State.Subscriptions.Get(iothub.MethodsSubscription)
 	k.h.logConn(slog.LevelInfo, "mqtt connected", cl, "cleanSession", pk.Connect.Clean,
 		"keepalive", cl.State.Keepalive, "methodsSubscribed", subscribed)
 }

@@ -13,7 +13,17 @@ type session struct {
 	cl         *mqtt.Client
 	subscribed bool        // holds $iothub/methods/POST/# (own or inherited)
 	timer      *time.Timer // disconnects the client when its token expires
+	// connacked is closed once the CONNACK is written (or the session
+	// ends): nothing may be written to the client before its CONNACK.
+	connacked chan struct{}
+	ackOnce   sync.Once
 }
+
+func newSession(cl *mqtt.Client, subscribed bool) *session {
+	return &session{cl: cl, subscribed: subscribed, connacked: make(chan struct{})}
+}
+
+func (s *session) ack() { s.ackOnce.Do(func() { close(s.connacked) }) }
 
 // presence tracks which identities are connected and subscribed to methods.
 // Waiters block on changed, which is closed and replaced on every change.
@@ -50,8 +60,43 @@ func (p *presence) remove(cl *mqtt.Client) *session {
 		return nil
 	}
 	delete(p.live, cl.ID)
+	s.ack() // release writers waiting for a CONNACK that will never come
 	p.notifyLocked()
 	return s
+}
+
+// connacked marks cl's CONNACK as written.
+func (p *presence) connacked(cl *mqtt.Client) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s, ok := p.live[cl.ID]; ok && s.cl == cl {
+		s.ack()
+	}
+}
+
+// connackWritten returns a channel closed once cl's CONNACK is written or
+// its session has ended (closed at once when cl is not the live client).
+func (p *presence) connackWritten(cl *mqtt.Client) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s, ok := p.live[cl.ID]; ok && s.cl == cl {
+		return s.connacked
+	}
+	done := make(chan struct{})
+	close(done)
+	return done
+}
+
+// arm attaches the token-expiry timer to cl's live session; when cl is no
+// longer the live one (kicked meanwhile) the timer is stopped instead.
+func (p *presence) arm(cl *mqtt.Client, t *time.Timer) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s, ok := p.live[cl.ID]; ok && s.cl == cl {
+		s.timer = t
+		return
+	}
+	t.Stop()
 }
 
 // setSubscribed marks whether cl (if live) holds the methods subscription.
