@@ -350,14 +350,27 @@ func TestRenewalReconnectsWithFreshTokenAndForwardsReplies(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("in-flight reply not forwarded within 20s")
 	}
-	smu.Lock()
-	defer smu.Unlock()
-	var renewed bool
-	for _, s := range states {
-		renewed = renewed || (s.Kind == Connected && s.Renewal && s.Conn == 2)
+	// The forwarded reply can overtake the Connected state, which is
+	// emitted after the new connection's SUBACK: wait for it.
+	renewed := func() (bool, []State) {
+		smu.Lock()
+		defer smu.Unlock()
+		for _, s := range states {
+			if s.Kind == Connected && s.Renewal && s.Conn == 2 {
+				return true, nil
+			}
+		}
+		return false, append([]State(nil), states...)
 	}
-	if !renewed {
-		t.Errorf("states %v: want Connected with Renewal for conn 2", states)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		ok, seen := renewed()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("states %v: want Connected with Renewal for conn 2", seen)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
 	}
 }
 
