@@ -6,12 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/methodd/methodd/internal/procstat"
 )
 
 // TestRunResourceUsage runs the daemon as its own process against a hub in
@@ -136,18 +137,11 @@ methods:
 // procKB reads a kB field of /proc/PID/status.
 func procKB(t *testing.T, pid int, field string) int {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	kb, err := procstat.ReadStatusKB(pid, field)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return n
-		}
-	}
-	t.Fatalf("no %s in /proc/%d/status", field, pid)
-	return 0
+	return int(kb[0])
 }
 
 // settledKB is the idle value of a /proc/PID/status field: sampled every
@@ -168,15 +162,12 @@ func settledKB(t *testing.T, pid int, field string) int {
 	return v
 }
 
-// procCPU is the user+system CPU time of pid (clock ticks of 10 ms).
+// procCPU is the user+system CPU time of pid.
 func procCPU(t *testing.T, pid int) time.Duration {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	c, err := procstat.ReadCPU(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	ut, _ := strconv.Atoi(f[11])
-	st, _ := strconv.Atoi(f[12])
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	return c.Self
 }

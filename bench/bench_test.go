@@ -48,35 +48,6 @@ func TestQuickRun(t *testing.T) {
 	}
 }
 
-func TestParseStat(t *testing.T) {
-	// Field 2 holds spaces and a ')' to prove fields are counted after the last ')'.
-	stat := "4242 (meth (odd) d) S 1 4242 4242 0 -1 4194560 100 0 0 0 123 45 6 7 20 0 9 0 100 1000 250\n"
-	got, err := parseStat([]byte(stat))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (cpuTimes{self: 168 * clockTick, children: 13 * clockTick}); got != want {
-		t.Errorf("parseStat = %+v, want %+v", got, want)
-	}
-	if _, err := parseStat([]byte("1 (x) S 1 2")); err == nil {
-		t.Error("parseStat of a short line: got nil error")
-	}
-}
-
-func TestParseStatus(t *testing.T) {
-	status := "Name:\tmethodd\nVmPeak:\t  99 kB\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\nThreads:\t7\n"
-	got, err := parseStatus([]byte(status))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (memory{rss: 10240 * 1024, peak: 20480 * 1024}); got != want {
-		t.Errorf("parseStatus = %+v, want %+v", got, want)
-	}
-	if _, err := parseStatus([]byte("Name:\tzombie\n")); err == nil {
-		t.Error("parseStatus without VmRSS: got nil error")
-	}
-}
-
 func TestPercentile(t *testing.T) {
 	var d []time.Duration
 	for i := 100; i >= 1; i-- {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/methodd/methodd/internal/procstat"
 )
 
 // cellSpec is one point of the matrix.
@@ -66,14 +68,14 @@ func (h *harness) runCell(ctx context.Context, p *proc, device string, spec cell
 	warm := runLoad(ctx, load)
 	r.add(warm)
 
-	r.peakReset = resetPeak(p.pid())
-	cpu0, err0 := readCPU(p.pid())
+	r.peakReset = procstat.ResetPeak(p.pid())
+	cpu0, err0 := procstat.ReadCPU(p.pid())
 	load.maxCalls = h.opts.maxCalls
 	t0 := time.Now()
 	load.deadline = t0.Add(h.opts.duration)
 	m := runLoad(ctx, load)
 	r.elapsed = time.Since(t0)
-	cpu1, err1 := readCPU(p.pid())
+	cpu1, err1 := procstat.ReadCPU(p.pid())
 	mem, err2 := readMemory(p.pid())
 	r.add(m)
 	r.measured, r.lat = m.calls, summarize(m.lat)
@@ -82,7 +84,7 @@ func (h *harness) runCell(ctx context.Context, p *proc, device string, spec cell
 		r.lost++
 		return r
 	}
-	r.cpu, r.childCPU, r.rss = cpu1.self-cpu0.self, cpu1.children-cpu0.children, mem
+	r.cpu, r.childCPU, r.rss = cpu1.Self-cpu0.Self, cpu1.Children-cpu0.Children, mem
 	return r
 }
 

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/methodd/methodd/internal/procstat"
 )
 
 // Proc is one process as /proc/PID/stat describes it.
@@ -96,28 +98,9 @@ func OpenFDs(pid int) (int, error) {
 // RSSBytes is the resident set size of process pid (0 = self), from
 // /proc/PID/status (VmRSS).
 func RSSBytes(pid int) (int64, error) {
-	path := "/proc/self/status"
-	if pid > 0 {
-		path = filepath.Join("/proc", strconv.Itoa(pid), "status")
-	}
-	b, err := os.ReadFile(path)
+	kb, err := procstat.ReadStatusKB(pid, "VmRSS")
 	if err != nil {
 		return 0, fmt.Errorf("read rss: %w", err)
 	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		rest, ok := strings.CutPrefix(line, "VmRSS:")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) != 2 || f[1] != "kB" {
-			break
-		}
-		kb, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			break
-		}
-		return kb * 1024, nil
-	}
-	return 0, fmt.Errorf("read rss: no VmRSS line in %s", path)
+	return kb[0] * 1024, nil
 }
