@@ -411,6 +411,15 @@ func TestConnackRefusedRetriesWithBackoff(t *testing.T) {
 func TestShutdownDrainsAndRefusesNewCalls(t *testing.T) {
 	b := newFakeBroker(t)
 	cfg := testConfig(b, "device-1", "")
+	connected := make(chan struct{}, 1)
+	cfg.OnState = func(st State) {
+		if st.Kind == Connected {
+			select {
+			case connected <- struct{}{}:
+			default:
+			}
+		}
+	}
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)
 	stop := startSession(t, cfg, handlerFunc(func(ctx context.Context, r Request) Response {
@@ -421,6 +430,15 @@ func TestShutdownDrainsAndRefusesNewCalls(t *testing.T) {
 	fc := b.next(t)
 	fc.accept(b, 0)
 	fc.waitSubscribed(t)
+	// The premise is a connected session: wait until it has processed the
+	// SUBACK, not only until the broker sent it (under load a request sent
+	// in between left the session inside connect(), where stop() aborts the
+	// connection instead of draining it).
+	select {
+	case <-connected:
+	case <-time.After(20 * time.Second):
+		t.Fatal("session not connected within 20s")
+	}
 	fc.request("$iothub/methods/POST/m/?$rid=1", nil)
 	<-started
 	stopped := make(chan struct{})
