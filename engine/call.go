@@ -160,7 +160,7 @@ func (s *Set) exprReply(m *method, env map[string]any, status int, def json.RawM
 			return errorReply(500, m.status.path+": "+err.Error())
 		}
 	}
-	return valueReply(status, v, m.name)
+	return s.replies.valueReply(status, v, m.name)
 }
 
 // toStatus converts the value of reply.status to a status code (100..599).

@@ -208,18 +208,16 @@ func (d *jsonDecoder) digits() int {
 func (d *jsonDecoder) string() (any, error) {
 	d.pos++ // '"'
 	start := d.pos
-	for d.pos < len(d.data) {
-		switch c := d.data[d.pos]; {
-		case c == '"':
-			s := string(d.data[start:d.pos])
-			d.pos++
-			return s, nil
-		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
-			return d.slowString(start)
-		}
+	d.pos += plainPrefix(d.data[d.pos:])
+	switch {
+	case d.pos == len(d.data):
+		return nil, errJSON
+	case d.data[d.pos] == '"':
+		s := string(d.data[start:d.pos])
 		d.pos++
+		return s, nil
 	}
-	return nil, errJSON
+	return d.slowString(start)
 }
 
 // slowString finishes a string that has escapes or non-ASCII bytes, the way

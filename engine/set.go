@@ -31,6 +31,7 @@ type Set struct {
 	now        func() time.Time
 	funcs      *exprFuncs
 	eval       evaluator
+	replies    replyBuffers
 	runner     runner
 	baseEnv    []string // PATH, LANG, HOME for commands
 	searchPath string   // PATH for resolving run[0]
