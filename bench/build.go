@@ -41,15 +41,20 @@ func findRoot(dir string) (string, error) {
 // build compiles methodd (from root) and the raw device (its own module
 // under bench/rawdevice) into dir the way methodd ships (the module's
 // main_build_test.go): CGO_ENABLED=0 -trimpath -ldflags='-s -w', static and
-// stripped. The raw device is built the same way: like for like.
-func build(ctx context.Context, root, dir string) (binaries, error) {
+// stripped. The raw device is built the same way: like for like. With
+// symbols both keep their symbol tables, for perf.
+func build(ctx context.Context, root, dir string, symbols bool) (binaries, error) {
+	ldflags := "-ldflags=-s -w"
+	if symbols {
+		ldflags = "-ldflags="
+	}
 	b := binaries{methodd: filepath.Join(dir, "methodd"), rawdevice: filepath.Join(dir, "rawdevice")}
 	steps := []struct{ src, out string }{
 		{root, b.methodd},
 		{filepath.Join(root, "bench", "rawdevice"), b.rawdevice},
 	}
 	for _, s := range steps {
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", s.out, ".")
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", ldflags, "-o", s.out, ".")
 		cmd.Dir, cmd.Env = s.src, append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return b, fmt.Errorf("go build in %s: %v\n%s", s.src, err, out)

@@ -64,7 +64,7 @@ func runHarness(ctx context.Context, o options, root string, logw io.Writer) (re
 	defer os.RemoveAll(h.work)
 	h.progress("load average %s; building methodd and rawdevice", res.loadStart)
 	res.machine = describeMachine(ctx)
-	if h.bins, err = build(ctx, root, h.work); err != nil {
+	if h.bins, err = build(ctx, root, h.work, h.opts.symbols); err != nil {
 		return res, err
 	}
 	if err := h.startHub(ctx); err != nil {

@@ -32,6 +32,7 @@ func main() {
 
 const usage = `usage: go run ./bench [--quick] [--out FILE] [--duration D] [--skip-node]
                       [--max-calls N] [--reloads N] [--starts N] [--node-modules DIR]
+                      [--devices a,c] [--paths mqtt] [--inflight 16] [--sizes 8192] [--symbols]
 
 Builds methodd and the raw paho device, starts a local hub in-process, and
 measures four devices one at a time — (a) methodd run with an expression
@@ -44,7 +45,8 @@ is checked against its request. Writes the report to --out.
 examples:
   go run ./bench
   go run ./bench --quick --out /tmp/bench.md
-  go run ./bench --duration 10s --skip-node`
+  go run ./bench --duration 10s --skip-node
+  go run ./bench --devices a,c --paths mqtt --inflight 16 --sizes 8192 --symbols --duration 30s`
 
 // options are the parsed flags.
 type options struct {
@@ -57,10 +59,13 @@ type options struct {
 	reloads     int
 	starts      int
 	nodeModules string
-	inflights   []int
-	sizes       []int
-	paths       []string
-	command     string // as typed, for the report
+	symbols     bool
+	// pathList, inflightList and sizeList restrict the matrix ("" = all).
+	pathList, inflightList, sizeList string
+	inflights                        []int
+	sizes                            []int
+	paths                            []string
+	command                          string // as typed, for the report
 }
 
 // errUsage marks flag errors (exit 2).
@@ -79,6 +84,10 @@ func parseOptions(args []string, stderr io.Writer, root string) (options, error)
 	fs.IntVar(&o.maxCalls, "max-calls", 0, "at most this many measured calls per cell (default 200000, --quick 24)")
 	fs.IntVar(&o.reloads, "reloads", 0, "reloads measured (default 50, --quick 3)")
 	fs.IntVar(&o.starts, "starts", 0, "daemon start-ups measured (default 20, --quick 2)")
+	fs.StringVar(&o.pathList, "paths", "", "only these call paths, e.g. mqtt (default mqtt,rest; for investigating one cell)")
+	fs.StringVar(&o.inflightList, "inflight", "", "only these in-flight counts, e.g. 16 (default 1,16,128)")
+	fs.StringVar(&o.sizeList, "sizes", "", "only these payload sizes in bytes, e.g. 8192 (default 100,8192,102400)")
+	fs.BoolVar(&o.symbols, "symbols", false, "build the binaries unstripped, so that perf record -p PID can name functions (RSS then differs from shipping)")
 	fs.StringVar(&o.nodeModules, "node-modules", filepath.Join(root, "conformance", "node_modules"), "node_modules holding azure-iot-device-mqtt (npm ci --prefix conformance)")
 	if err := fs.Parse(args); err != nil {
 		return o, fmt.Errorf("%w: %v", errUsage, err)
@@ -87,6 +96,9 @@ func parseOptions(args []string, stderr io.Writer, root string) (options, error)
 		return o, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	o.applyDefaults()
+	if err := o.restrictMatrix(); err != nil {
+		return o, fmt.Errorf("%w: %v", errUsage, err)
+	}
 	if o.only != "" && !strings.Contains(o.only, "d") {
 		o.skipNode = true
 	}
