@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -149,5 +151,21 @@ func TestParseOptions(t *testing.T) {
 	}
 	if _, err := parseOptions([]string{"--duration", "-1s"}, &stderr, "/r"); err == nil {
 		t.Error("negative --duration: got nil error")
+	}
+}
+
+func TestParseOptionsRestrictsMatrix(t *testing.T) {
+	var stderr strings.Builder
+	o, err := parseOptions([]string{"--paths", "mqtt", "--inflight", "128,16", "--sizes", "8192"}, &stderr, "/r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.paths, []string{pathMQTT}) || !slices.Equal(o.inflights, []int{16, 128}) || !slices.Equal(o.sizes, []int{8 << 10}) {
+		t.Errorf("restricted matrix = %v %v %v, want [MQTT] [16 128] [8192]", o.paths, o.inflights, o.sizes)
+	}
+	for _, bad := range [][]string{{"--sizes", "8000"}, {"--inflight", "2"}, {"--paths", "amqp"}, {"--sizes", "x"}} {
+		if _, err := parseOptions(bad, &stderr, "/r"); !errors.Is(err, errUsage) {
+			t.Errorf("%v: error %v, want a usage error", bad, err)
+		}
 	}
 }
