@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -17,6 +18,7 @@ import (
 	"github.com/methodd/methodd/internal/confperm"
 	"github.com/methodd/methodd/internal/device"
 	"github.com/methodd/methodd/internal/localhub"
+	"github.com/methodd/methodd/internal/logbatch"
 	"github.com/methodd/methodd/internal/sdnotify"
 )
 
@@ -71,7 +73,13 @@ func (c *runCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(c.io.err, "run", f.logFormat, f.logLevel)
+	// Everything the daemon writes to stderr from here on goes through one
+	// batching writer: a busy daemon writes a log line per call, and those
+	// lines then share write(2)s instead of each costing one on the reply's
+	// path. Close writes out what is still buffered.
+	errw := logbatch.New(c.io.err)
+	defer errw.Close()
+	logger, err := newLogger(errw, "run", f.logFormat, f.logLevel)
 	if err != nil {
 		return err
 	}
@@ -82,7 +90,7 @@ func (c *runCmd) Run(ctx context.Context, args []string) error {
 	parse := func(file string, data []byte) (*engine.Set, error) {
 		return engine.Parse(file, data, engine.Options{Logger: logger.With("component", "engine")})
 	}
-	set, data, err := c.load(f, parse, logger)
+	set, data, err := c.load(errw, f, parse, logger)
 	if err != nil {
 		return err
 	}
@@ -96,7 +104,7 @@ func (c *runCmd) Run(ctx context.Context, args []string) error {
 	}
 	notifier := sdnotify.New(c.io.getenv)
 	health := newRunHealth(notifier, id.cs.ClientID(), fmt.Sprintf("%d methods, config %.12s", len(set.Methods()), set.Digest()),
-		time.Now, func() { c.started(f, id) })
+		time.Now, func() { c.started(errw, f, id) })
 	sess, err := c.session(f, id, set.Connection(), eng, logger, health.onState)
 	if err != nil {
 		return err
@@ -129,13 +137,13 @@ func (c *runCmd) Run(ctx context.Context, args []string) error {
 }
 
 // started runs once, when the first subscription is in place.
-func (c *runCmd) started(f runFlags, id identity) {
+func (c *runCmd) started(w io.Writer, f runFlags, id identity) {
 	// Start-up is over: hand its garbage (YAML nodes, expression
 	// compilation, certificate parsing) back to the OS once, so that the
 	// idle daemon's RSS is what it keeps, not what it once needed.
 	debug.FreeOSMemory()
 	if id.hub != nil {
-		fmt.Fprintf(c.io.err, "methodd run: %s is connected to the local hub; call it with: %s\n",
+		fmt.Fprintf(w, "methodd run: %s is connected to the local hub; call it with: %s\n",
 			id.cs.ClientID(), localInvokeHint(f, id.cs.ClientID()))
 	}
 }
@@ -183,14 +191,14 @@ func (c *runCmd) parse(args []string) (runFlags, error) {
 
 // load is the start-up half of the reload transaction (loadConfig: the
 // permission check, then the same parse as check and reload). Diagnostics
-// are printed one per line and exit 2; unsafe permissions exit 1.
-func (c *runCmd) load(f runFlags, parse func(string, []byte) (*engine.Set, error), logger *slog.Logger) (*engine.Set, []byte, error) {
+// are printed on w one per line and exit 2; unsafe permissions exit 1.
+func (c *runCmd) load(w io.Writer, f runFlags, parse func(string, []byte) (*engine.Set, error), logger *slog.Logger) (*engine.Set, []byte, error) {
 	set, data, err := loadConfig(f.config, os.Geteuid(), parse)
 	var diags engine.Diagnostics
 	switch {
 	case errors.As(err, &diags):
 		for _, d := range diags {
-			fmt.Fprintln(c.io.err, d.String())
+			fmt.Fprintln(w, d.String())
 		}
 		return nil, nil, withExit(exitUsage, fmt.Errorf("run: %s: %d problems", f.config, len(diags)))
 	case errors.Is(err, confperm.ErrUnsafe):

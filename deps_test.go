@@ -29,6 +29,7 @@ func TestDependencyBoundaries(t *testing.T) {
 		"internal/localhub": {modulePath + "/engine", modulePath + "/invoke", modulePath + "/internal/device", "github.com/eclipse/", "github.com/fsnotify/", "github.com/expr-lang/"},
 		"internal/watch":    {modulePath + "/"},
 		"internal/sdnotify": {modulePath + "/", "github.com/", "gopkg.in/", "golang.org/x/"},
+		"internal/logbatch": {modulePath + "/", "github.com/", "gopkg.in/", "golang.org/x/"},
 	}
 	for pkg, bad := range forbidden {
 		for _, d := range deps[pkg] {
