@@ -61,7 +61,7 @@ func (s *Session) onMessage(c *conn, m mqtt.Message) {
 		case s.sem <- struct{}{}:
 			s.calls.Add(1)
 			s.mu.Unlock()
-			go s.handle(ctx, c, req)
+			s.start(job{ctx: ctx, c: c, req: req})
 			return
 		default:
 		}
@@ -81,6 +81,50 @@ func (s *Session) onMessage(c *conn, m mqtt.Message) {
 	default:
 		s.mu.Unlock()
 		s.log.Error("call dropped: too many calls in flight", "method", method, "requestId", rid)
+	}
+}
+
+// job is one admitted request: it holds a sem token and a calls count,
+// which handle gives back.
+type job struct {
+	ctx context.Context
+	c   *conn
+	req Request
+}
+
+// workerIdle is how long a worker waits for another request before it
+// exits.
+const workerIdle = 30 * time.Second
+
+// start hands j to an idle worker, or starts a worker for it. Workers
+// outlive their request: a busy session reuses goroutines whose stacks
+// have already grown to what a handler needs, instead of starting each
+// request on a fresh 2 KB stack that grows (and is copied) on every call.
+// There are never more workers than admitted requests plus idle ones, so
+// MaxInFlight bounds them.
+func (s *Session) start(j job) {
+	select {
+	case s.jobs <- j:
+	default:
+		go s.worker(j)
+	}
+}
+
+// worker handles j, then whatever requests start hands it, until it has
+// been idle for workerIdle or the session has ended.
+func (s *Session) worker(j job) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		s.handle(j.ctx, j.c, j.req)
+		idle.Reset(workerIdle)
+		select {
+		case j = <-s.jobs:
+		case <-idle.C:
+			return
+		case <-s.ended:
+			return
+		}
 	}
 }
 
@@ -106,8 +150,8 @@ func (s *Session) done(tokens chan struct{}) {
 // with nowhere to go is dropped and logged.
 func (s *Session) reply(c *conn, req Request, resp Response, start time.Time) {
 	topic := iothub.MethodResponseTopic(resp.Status, req.RID)
-	deadline := time.NewTimer(s.cfg.DialTimeout)
-	defer deadline.Stop()
+	deadline := s.timer(s.cfg.DialTimeout)
+	defer s.putTimer(deadline)
 	for {
 		t, wait := s.replyTarget(c)
 		if wait != nil {
@@ -153,4 +197,21 @@ func (s *Session) publish(t *conn, topic string, payload []byte, deadline <-chan
 
 func (s *Session) dropped(req Request, resp Response, why string) {
 	s.log.Warn("reply dropped", "method", req.Method, "requestId", req.RID, "status", resp.Status, "reason", why)
+}
+
+// timer returns a timer firing after d, reused from earlier replies: one
+// per reply was the session's largest allocation per call.
+func (s *Session) timer(d time.Duration) *time.Timer {
+	if t, ok := s.timers.Get().(*time.Timer); ok {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+// putTimer stops t and keeps it for reuse. Since Go 1.23 a stopped timer's
+// channel holds no stale value, so the next Reset starts clean.
+func (s *Session) putTimer(t *time.Timer) {
+	t.Stop()
+	s.timers.Put(t)
 }

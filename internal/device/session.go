@@ -31,6 +31,9 @@ type Session struct {
 	backoff backoff
 	sem     chan struct{} // one token per running handler
 	spare   chan struct{} // one token per goroutine sending a refusal
+	jobs    chan job      // unbuffered: idle workers wait here (see start)
+	ended   chan struct{} // closed when Run returns: idle workers exit
+	timers  sync.Pool     // of *time.Timer, for replies
 	running atomic.Bool
 
 	mu       sync.Mutex // guards the fields below and every conn's state
@@ -56,6 +59,8 @@ func New(cfg Config, h Handler) (*Session, error) {
 		backoff: newBackoff(cfg.BackoffMin, cfg.BackoffMax),
 		sem:     make(chan struct{}, cfg.MaxInFlight),
 		spare:   make(chan struct{}, 64),
+		jobs:    make(chan job),
+		ended:   make(chan struct{}),
 	}, nil
 }
 
@@ -75,6 +80,7 @@ func (s *Session) Run(ctx context.Context) error {
 	s.handlers = handlers
 	s.mu.Unlock()
 
+	defer close(s.ended)
 	cur := s.loop(ctx)
 	s.drain(cur, cancelHandlers)
 	s.emit(State{Kind: Stopped})
