@@ -23,5 +23,5 @@ func (h engineHandler) HandleMethod(ctx context.Context, r device.Request) devic
 		ModuleID:  h.moduleID,
 		Payload:   r.Payload,
 	})
-	return device.Response{Status: rep.Status, Payload: rep.Payload}
+	return device.Response{Status: rep.Status, Payload: rep.Payload, Release: rep.Release}
 }

@@ -30,7 +30,7 @@ type engineHandler struct {
 
 func (h engineHandler) HandleMethod(ctx context.Context, r device.Request) device.Response {
 	rep := h.eng.Call(ctx, engine.Request{Method: r.Method, RequestID: r.RID, DeviceID: h.deviceID, Payload: r.Payload})
-	return device.Response{Status: rep.Status, Payload: rep.Payload}
+	return device.Response{Status: rep.Status, Payload: rep.Payload, Release: rep.Release}
 }
 
 // BenchmarkDaemonPath is device (a) in one process, for pprof: the local hub,

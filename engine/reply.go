@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -30,6 +31,22 @@ type Request struct {
 type Reply struct {
 	Status  int
 	Payload []byte
+
+	// lease, when set, is the pooled buffer Payload lives in; gen is the
+	// lease's generation when this reply got it (see Release).
+	lease *replyBuffer
+	gen   uint64
+}
+
+// Release hands the memory of Payload back to the engine for later
+// replies. Call it once nothing will read Payload again (for a device, once
+// the reply is written); after it, Payload may change under the caller.
+// Not calling it is always safe: the garbage collector takes the buffer.
+// Calling it again, or on a copy of the Reply, does nothing.
+func (r Reply) Release() {
+	if r.lease != nil && r.lease.gen.CompareAndSwap(r.gen, r.gen+1) {
+		r.lease.from.put(r.lease)
+	}
 }
 
 // errorBody is the payload of every error reply.
@@ -58,38 +75,57 @@ func bodyReply(status int, body errorBody) Reply {
 	return Reply{Status: status, Payload: b}
 }
 
-// replyBuffers recycles the scratch buffers replies are encoded in, so that
-// a reply costs one allocation of its exact size instead of a chain of
-// doublings (an 8 KB echo used to allocate ~32 KB on its way up). The zero
+// replyBuffers recycles the buffers replies are encoded in. A reply that
+// its caller releases (Reply.Release) costs no allocation at all; one that
+// is not released costs one allocation of the size it grew to. The zero
 // value is ready to use.
 type replyBuffers struct{ pool sync.Pool }
+
+// replyBuffer is one pooled buffer. gen counts its leases: Release only
+// returns it when the generation it was leased at is still current, so a
+// stale copy of a Reply cannot return a buffer that a later reply holds.
+type replyBuffer struct {
+	b    []byte
+	from *replyBuffers
+	gen  atomic.Uint64
+}
 
 // maxPooledBuffer bounds what goes back to the pool: a reply that failed
 // for being too large must not pin its buffer.
 const maxPooledBuffer = 2 * MaxReplyBytes
 
-// valueReply encodes v as the reply payload. A value that cannot be encoded
-// or does not fit becomes a 500 error reply.
+func (p *replyBuffers) get() *replyBuffer {
+	if rb, ok := p.pool.Get().(*replyBuffer); ok {
+		return rb
+	}
+	return &replyBuffer{from: p}
+}
+
+func (p *replyBuffers) put(rb *replyBuffer) {
+	if cap(rb.b) <= maxPooledBuffer {
+		rb.b = rb.b[:0]
+		p.pool.Put(rb)
+	}
+}
+
+// valueReply encodes v as the reply payload, in a leased buffer. A value
+// that cannot be encoded or does not fit becomes a 500 error reply.
 func (p *replyBuffers) valueReply(status int, v any, what string) Reply {
 	if raw, ok := v.(json.RawMessage); ok {
 		return Reply{Status: status, Payload: raw}
 	}
-	bp, _ := p.pool.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	b, err := appendJSON((*bp)[:0], v, 0)
-	if cap(b) <= maxPooledBuffer {
-		*bp = b
-		defer p.pool.Put(bp)
-	}
-	if err != nil {
+	rb := p.get()
+	b, err := appendJSON(rb.b[:0], v, 0)
+	rb.b = b
+	switch {
+	case err != nil:
+		p.put(rb)
 		return errorReply(500, fmt.Sprintf("%s: cannot encode as JSON: %v", what, err))
-	}
-	if len(b) > MaxReplyBytes {
+	case len(b) > MaxReplyBytes:
+		p.put(rb)
 		return errorReply(500, fmt.Sprintf("%s: reply is %d bytes, over the %d-byte limit", what, len(b), MaxReplyBytes))
 	}
-	return Reply{Status: status, Payload: bytes.Clone(b)}
+	return Reply{Status: status, Payload: b, lease: rb, gen: rb.gen.Load()}
 }
 
 // marshal is json.Marshal without HTML escaping, so that "<" stays

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -280,12 +282,15 @@ func TestReplyForLostConnectionIsDropped(t *testing.T) {
 	cfg.Logger = slog.New(sink)
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)
+	var released sync.Map // rid → number of Release calls
 	startSession(t, cfg, handlerFunc(func(ctx context.Context, r Request) Response {
 		if r.Method == "slow" {
 			started <- struct{}{}
 			<-release
 		}
-		return Response{Status: 200, Payload: []byte(`"` + r.RID + `"`)}
+		n := new(atomic.Int32)
+		released.Store(r.RID, n)
+		return Response{Status: 200, Payload: []byte(`"` + r.RID + `"`), Release: func() { n.Add(1) }}
 	}))
 	fc1 := b.next(t)
 	fc1.accept(b, 0)
@@ -302,6 +307,26 @@ func TestReplyForLostConnectionIsDropped(t *testing.T) {
 	if p := fc2.reply(t); p.TopicName != "$iothub/methods/res/200/?$rid=new" {
 		t.Errorf("got %q on the new connection, want only the new call's reply", p.TopicName)
 	}
+	// A written reply is released once, right after its write; a dropped
+	// one never is (its drop was logged above).
+	count := func(rid string) int32 {
+		n, ok := released.Load(rid)
+		if !ok {
+			t.Fatalf("no reply made for %s", rid)
+		}
+		return n.(*atomic.Int32).Load()
+	}
+	for deadline := time.Now().Add(10 * time.Second); count("new") == 0; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatal("the written reply was not released within 10s")
+		}
+	}
+	if n := count("new"); n != 1 {
+		t.Errorf("written reply released %d times, want 1", n)
+	}
+	if n := count("old"); n != 0 {
+		t.Errorf("dropped reply released %d times, want 0", n)
+	}
 }
 
 func TestRenewalReconnectsWithFreshTokenAndForwardsReplies(t *testing.T) {
@@ -314,12 +339,15 @@ func TestRenewalReconnectsWithFreshTokenAndForwardsReplies(t *testing.T) {
 	cfg.OnState = func(s State) { smu.Lock(); states = append(states, s); smu.Unlock() }
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)
+	var released sync.Map // rid → number of Release calls
 	startSession(t, cfg, handlerFunc(func(ctx context.Context, r Request) Response {
 		if r.Method == "slow" {
 			started <- struct{}{}
 			<-release
 		}
-		return Response{Status: 200, Payload: []byte(`"` + r.RID + `"`)}
+		n := new(atomic.Int32)
+		released.Store(r.RID, n)
+		return Response{Status: 200, Payload: []byte(`"` + r.RID + `"`), Release: func() { n.Add(1) }}
 	}))
 	fc1 := b.next(t)
 	fc1.accept(b, 0)

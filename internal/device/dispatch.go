@@ -22,6 +22,10 @@ type Request struct {
 type Response struct {
 	Status  int
 	Payload []byte
+	// Release, when set, is called once the reply has been written; the
+	// session does not read Payload after that, so the handler may reuse
+	// its memory. A reply that is dropped or refused is not released.
+	Release func()
 }
 
 // Handler answers method requests. HandleMethod is called concurrently, each
@@ -169,6 +173,9 @@ func (s *Session) reply(c *conn, req Request, resp Response, start time.Time) {
 		}
 		err := s.publish(t, topic, resp.Payload, deadline.C)
 		if err == nil {
+			if resp.Release != nil {
+				resp.Release()
+			}
 			s.log.Debug("call answered", "method", req.Method, "requestId", req.RID, "status", resp.Status,
 				"conn", t.id, "durationMs", time.Since(start).Milliseconds())
 			return
