@@ -105,7 +105,9 @@ func (c *runCmd) Run(ctx context.Context, args []string) error {
 	notifier := sdnotify.New(c.io.getenv)
 	health := newRunHealth(notifier, id.cs.ClientID(), fmt.Sprintf("%d methods, config %.12s", len(set.Methods()), set.Digest()),
 		time.Now, func() { c.started(errw, f, id) })
-	sess, err := c.session(f, id, set.Connection(), eng, logger, health.onState)
+	setGCPercent(c.io.getenv)
+	calls := new(callCounter)
+	sess, err := c.session(f, id, set.Connection(), eng, calls, logger, health.onState)
 	if err != nil {
 		return err
 	}
@@ -123,6 +125,11 @@ func (c *runCmd) Run(ctx context.Context, args []string) error {
 		}
 	})
 	wg.Go(func() { health.watchdog(ctx, c.io.getenv, os.Getpid()) })
+	wg.Go(func() {
+		t := time.NewTicker(idleTrimEvery)
+		defer t.Stop()
+		trimWhenIdle(ctx, calls, t.C, debug.FreeOSMemory)
+	})
 	wg.Go(func() {
 		<-ctx.Done()
 		_ = notifier.Stopping()
@@ -213,7 +220,7 @@ func (c *runCmd) load(w io.Writer, f runFlags, parse func(string, []byte) (*engi
 }
 
 // session builds the device session that serves eng as identity id.
-func (c *runCmd) session(f runFlags, id identity, conn engine.Connection, eng *engine.Engine, logger *slog.Logger, onState func(device.State)) (*device.Session, error) {
+func (c *runCmd) session(f runFlags, id identity, conn engine.Connection, eng *engine.Engine, calls *callCounter, logger *slog.Logger, onState func(device.State)) (*device.Session, error) {
 	ttl := conn.SASTTL
 	if f.sasTTL > 0 {
 		ttl = f.sasTTL
@@ -228,7 +235,7 @@ func (c *runCmd) session(f runFlags, id identity, conn engine.Connection, eng *e
 		DrainTimeout: f.drainTimeout,
 		Logger:       logger,
 		OnState:      onState,
-	}, engineHandler{eng: eng, deviceID: id.cs.DeviceID, moduleID: id.cs.ModuleID})
+	}, engineHandler{eng: eng, deviceID: id.cs.DeviceID, moduleID: id.cs.ModuleID, calls: calls})
 	if err != nil {
 		return nil, withExit(exitUsage, fmt.Errorf("run: %w", err))
 	}

@@ -133,6 +133,7 @@ type deviceResult struct {
 	startup            time.Duration
 	atReady            memory // when it said it is subscribed
 	idle               memory // idleWindow later, no call in between
+	afterLoad          memory // afterLoadWindow after its last call (full runs only)
 	cells              []cellResult
 	exec               []execResult // device (b) only: the bare exec loop, measured beside its cells
 	loadStart, loadEnd string
@@ -160,7 +161,7 @@ func (h *harness) measureDevice(ctx context.Context, k deviceKind) (r deviceResu
 		r.err = err
 		return r
 	}
-	if r.idle, err = idleMemory(ctx, p); err != nil {
+	if r.idle, err = quietMemory(ctx, p, idleWindow); err != nil {
 		r.err = err
 		return r
 	}
@@ -180,6 +181,9 @@ func (h *harness) measureDevice(ctx context.Context, k deviceKind) (r deviceResu
 			}
 		}
 	}
+	if !h.opts.quick {
+		r.afterLoad, r.err = quietMemory(ctx, p, afterLoadWindow)
+	}
 	return r
 }
 
@@ -188,9 +192,14 @@ func (h *harness) measureDevice(ctx context.Context, k deviceKind) (r deviceResu
 // garbage to the OS once connected) is over by then.
 const idleWindow = time.Second
 
-// idleMemory reads p's memory after idleWindow without calls.
-func idleMemory(ctx context.Context, p *proc) (memory, error) {
-	t := time.NewTimer(idleWindow)
+// afterLoadWindow is how long a device sits without calls after its last
+// cell before its RSS is read again: what it keeps once a burst is over.
+// methodd returns memory one to two of its 10 s checks after the last call.
+const afterLoadWindow = 25 * time.Second
+
+// quietMemory reads p's memory after window without calls.
+func quietMemory(ctx context.Context, p *proc, window time.Duration) (memory, error) {
+	t := time.NewTimer(window)
 	defer t.Stop()
 	select {
 	case <-t.C:

@@ -114,8 +114,12 @@ func renderRatios(w writef, o options, r result) {
 
 func renderDevice(w writef, d deviceResult) {
 	w("## (%s) %s\n\n", d.kind.key, d.kind.title)
-	w("Start-up to subscribed %s; RSS %s when subscribed, idle %s (%v later, no calls); load average %s at start, %s at end.\n\n",
-		ms(d.startup), mb(d.atReady.rss), mb(d.idle.rss), idleWindow, d.loadStart, d.loadEnd)
+	afterLoad := ""
+	if d.afterLoad.rss > 0 {
+		afterLoad = fmt.Sprintf(", %s %v after its last call", mb(d.afterLoad.rss), afterLoadWindow)
+	}
+	w("Start-up to subscribed %s; RSS %s when subscribed, idle %s (%v later, no calls)%s; load average %s at start, %s at end.\n\n",
+		ms(d.startup), mb(d.atReady.rss), mb(d.idle.rss), idleWindow, afterLoad, d.loadStart, d.loadEnd)
 	if d.err != nil {
 		w("**Device failed:** %s\n\n", strings.ReplaceAll(d.err.Error(), "\n", " "))
 	}
@@ -201,8 +205,9 @@ func renderMethod(w writef, o options) {
 - Every payload is {"id","pad"} of exactly the stated size with an id unique in the run; every reply must
   be status 200 with the same JSON (byte-equal or equal once decoded). A lost or mismatched reply fails
   the run (exit 1).
-- (a) and (b) run `+"`methodd run`"+` at its default log level (info: one log line per call, read by the
-  harness); handlers set concurrency 1024 so no call is refused. (b) replies with the payload after
+- (a) and (b) run `+"`methodd run`"+` as shipped: its default log level (info: one log line per call, read
+  by the harness) and its default GOGC (200; the harness sets no GOGC for any device, so (c) runs Go's
+  100); handlers set concurrency 1024 so no call is refused. (b) replies with the payload after
   /bin/true exits 0. (c) is bench/rawdevice, paho answering from its message callback (a separate module,
   so that internal/device stays the methodd module's only paho importer). (d) is bench/node/echo-device.js
   on azure-iot-device-mqtt from conformance/node_modules.
