@@ -128,7 +128,7 @@ func (c *runCmd) Run(ctx context.Context, args []string) error {
 	wg.Go(func() {
 		t := time.NewTicker(idleTrimEvery)
 		defer t.Stop()
-		trimWhenIdle(ctx, calls, t.C, debug.FreeOSMemory)
+		trimWhenIdle(ctx, calls, t.C, returnMemory)
 	})
 	wg.Go(func() {
 		<-ctx.Done()

@@ -22,6 +22,14 @@ const defaultGCPercent = 200
 // calls; memory is returned one to two periods after the last call.
 const idleTrimEvery = 10 * time.Second
 
+// returnMemory gives the kernel back what the heap does not need now. It
+// collects twice: objects kept in a sync.Pool (the engine's reply buffers,
+// up to one per call that was in flight) survive one collection.
+func returnMemory() {
+	debug.FreeOSMemory()
+	debug.FreeOSMemory()
+}
+
 // setGCPercent applies defaultGCPercent unless GOGC is set: an operator's
 // choice (Environment=GOGC=... in the unit) wins.
 func setGCPercent(getenv func(string) string) {
