@@ -22,8 +22,9 @@ type deviceKind struct {
 
 // deviceKinds are the devices in the order they run.
 func deviceKinds(skipNode bool) []deviceKind {
-	// (b) runs last: at 128 in flight it forks up to 128 processes at once,
-	// which lifts the 1-minute load average for the device after it.
+	// (b) is measured last in each cell: at 128 in flight it forks up to
+	// 128 processes at once, which is over when its cell ends but lifts the
+	// 1-minute load average for a while.
 	k := []deviceKind{
 		{"a", "methodd run, expression echo", "bench-a", func(h *harness, id string) (*proc, error) { return h.startDaemon(id, exprConfig) }},
 		{"c", "raw paho echo (floor)", "bench-c", (*harness).startRaw},

@@ -72,16 +72,18 @@ func runHarness(ctx context.Context, o options, root string, logw io.Writer) (re
 	}
 	defer h.hub.Close()
 	defer h.rest.close()
+	var kinds []deviceKind
 	for _, k := range deviceKinds(o.skipNode) {
-		if ctx.Err() != nil {
-			return res, ctx.Err()
+		if o.only == "" || slices.Contains(strings.Split(o.only, ","), k.key) {
+			kinds = append(kinds, k)
 		}
-		if o.only != "" && !slices.Contains(strings.Split(o.only, ","), k.key) {
-			continue
-		}
-		d := h.measureDevice(ctx, k)
-		res.devices = append(res.devices, d)
+	}
+	res.devices = h.measureDevices(ctx, kinds)
+	for _, d := range res.devices {
 		res.exec = append(res.exec, d.exec...)
+	}
+	if ctx.Err() != nil {
+		return res, ctx.Err()
 	}
 	res.reload = h.measureReload(ctx)
 	res.startup = h.measureStartup(ctx)
@@ -129,62 +131,91 @@ func (h *harness) callerFor(path string) caller {
 
 // deviceResult is one device's measurements.
 type deviceResult struct {
-	kind               deviceKind
-	startup            time.Duration
-	atReady            memory // when it said it is subscribed
-	idle               memory // idleWindow later, no call in between
-	afterLoad          memory // afterLoadWindow after its last call (full runs only)
-	cells              []cellResult
-	exec               []execResult // device (b) only: the bare exec loop, measured beside its cells
-	loadStart, loadEnd string
-	err                error // the device failed: its numbers are incomplete
+	kind      deviceKind
+	startup   time.Duration
+	atReady   memory // when it said it is subscribed
+	idle      memory // idleWindow later, no call in between
+	afterLoad memory // afterLoadWindow after its last call (full runs only)
+	cells     []cellResult
+	exec      []execResult // device (b) only: the bare exec loop, measured beside its cells
+	loadStart string       // when it was started
+	err       error        // the device failed: its numbers are incomplete
 }
 
-// measureDevice starts k's device, runs the matrix against it and stops it.
-func (h *harness) measureDevice(ctx context.Context, k deviceKind) (r deviceResult) {
+// measureDevices starts every device, one at a time (start-up and idle
+// memory are measured with the others idle), then runs the matrix with the
+// devices interleaved: each cell is measured for every device in turn
+// before the next cell, so the ratios compare measurements minutes apart
+// at most one cell's length, not one device's whole run. Only one device
+// gets calls at any time; the others sit connected and idle.
+func (h *harness) measureDevices(ctx context.Context, kinds []deviceKind) []deviceResult {
+	res := make([]deviceResult, len(kinds))
+	procs := make([]*proc, len(kinds))
+	defer func() {
+		for i, p := range procs {
+			if p != nil {
+				res[i].err = errors.Join(res[i].err, p.stop(stopGrace))
+			}
+		}
+	}()
+	for i, k := range kinds {
+		if ctx.Err() != nil {
+			return res
+		}
+		procs[i] = h.startDevice(ctx, k, &res[i])
+	}
+	for _, path := range h.opts.paths {
+		for _, n := range h.opts.inflights {
+			for j, size := range h.opts.sizes {
+				for i, k := range kinds {
+					p := procs[i]
+					if p == nil || res[i].err != nil || ctx.Err() != nil {
+						continue
+					}
+					if k.key == "b" && path == pathMQTT && j == 0 {
+						res[i].exec = append(res[i].exec, h.measureExec(ctx, n)) // right before (b)'s cells at n
+					}
+					c := h.runCell(ctx, p, k.id, cellSpec{path: path, inflight: n, size: size})
+					h.progress("  %s %s", k.key, c.line())
+					res[i].cells = append(res[i].cells, c)
+					if !p.alive() {
+						res[i].err = fmt.Errorf("%s exited during %s: %v\n%s", p.name, c.line(), p.waitErr, p.tail.String())
+					}
+				}
+			}
+		}
+	}
+	if !h.opts.quick && ctx.Err() == nil {
+		h.progress("waiting %v without calls", afterLoadWindow)
+		if !sleepCtx(ctx, afterLoadWindow) {
+			return res
+		}
+		for i, p := range procs {
+			if p != nil && res[i].err == nil {
+				res[i].afterLoad, res[i].err = readMemory(p.pid())
+			}
+		}
+	}
+	return res
+}
+
+// startDevice starts k's device and measures its start-up and idle memory
+// into r. It returns nil (and sets r.err) when the device did not come up.
+func (h *harness) startDevice(ctx context.Context, k deviceKind, r *deviceResult) *proc {
 	r.kind, r.loadStart = k, loadAverage()
 	h.progress("device %s (%s): starting; load average %s", k.key, k.title, r.loadStart)
 	p, err := k.start(h, k.id)
 	if err != nil {
 		r.err = err
-		return r
+		return nil
 	}
-	defer func() {
-		r.err = errors.Join(r.err, p.stop(stopGrace))
-		r.loadEnd = loadAverage()
-	}()
-	if r.startup, err = p.waitReady(readyTimeout); err != nil {
-		r.err = err
-		return r
-	}
-	if r.atReady, err = readMemory(p.pid()); err != nil {
-		r.err = err
-		return r
-	}
-	if r.idle, err = quietMemory(ctx, p, idleWindow); err != nil {
-		r.err = err
-		return r
-	}
-	for _, path := range h.opts.paths {
-		for _, n := range h.opts.inflights {
-			if k.key == "b" && path == pathMQTT {
-				r.exec = append(r.exec, h.measureExec(ctx, n)) // the same moment as (b)'s cells at n
-			}
-			for _, size := range h.opts.sizes {
-				c := h.runCell(ctx, p, k.id, cellSpec{path: path, inflight: n, size: size})
-				h.progress("  %s", c.line())
-				r.cells = append(r.cells, c)
-				if !p.alive() {
-					r.err = fmt.Errorf("%s exited during %s: %v\n%s", p.name, c.line(), p.waitErr, p.tail.String())
-					return r
-				}
-			}
+	if r.startup, err = p.waitReady(readyTimeout); err == nil {
+		if r.atReady, err = readMemory(p.pid()); err == nil {
+			r.idle, err = quietMemory(ctx, p, idleWindow)
 		}
 	}
-	if !h.opts.quick {
-		r.afterLoad, r.err = quietMemory(ctx, p, afterLoadWindow)
-	}
-	return r
+	r.err = err
+	return p
 }
 
 // idleWindow is how long a device sits without calls after it subscribed
@@ -209,6 +240,18 @@ func quietMemory(ctx context.Context, p *proc, window time.Duration) (memory, er
 		return memory{}, fmt.Errorf("%s exited while idle: %v\n%s", p.name, p.waitErr, p.tail.String())
 	}
 	return readMemory(p.pid())
+}
+
+// sleepCtx waits d or until ctx is done; it reports whether d elapsed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // maxOf returns the largest of xs (xs is never empty).

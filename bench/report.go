@@ -73,7 +73,7 @@ func renderSetup(w writef, o options, r result) {
 	w("| date | %s (run took %s) |\n", r.started.UTC().Format(time.RFC3339), r.elapsed.Round(time.Second))
 	w("| machine | %s; %d CPUs (nproc); %s RAM; Linux %s |\n", m.cpu, m.cpus, m.memTotal, m.kernel)
 	w("| toolchains | %s (methodd and rawdevice built as shipped: CGO_ENABLED=0 -trimpath -ldflags='-s -w'); node %s |\n", m.goVer, m.nodeVer)
-	w("| load average (1/5/15 min) | %s at start, %s at end; per device below (it counts the harness's own processes too) |\n", r.loadStart, r.loadEnd)
+	w("| load average (1/5/15 min) | %s at start, %s at end (it counts the harness's own processes too) |\n", r.loadStart, r.loadEnd)
 	w("| per cell | warm-up of 4 × in-flight calls, then %v or %d calls, whichever first |\n\n", o.duration, o.maxCalls)
 }
 
@@ -118,8 +118,8 @@ func renderDevice(w writef, d deviceResult) {
 	if d.afterLoad.rss > 0 {
 		afterLoad = fmt.Sprintf(", %s %v after its last call", mb(d.afterLoad.rss), afterLoadWindow)
 	}
-	w("Start-up to subscribed %s; RSS %s when subscribed, idle %s (%v later, no calls)%s; load average %s at start, %s at end.\n\n",
-		ms(d.startup), mb(d.atReady.rss), mb(d.idle.rss), idleWindow, afterLoad, d.loadStart, d.loadEnd)
+	w("Start-up to subscribed %s; RSS %s when subscribed, idle %s (%v later, no calls)%s; load average %s when it started.\n\n",
+		ms(d.startup), mb(d.atReady.rss), mb(d.idle.rss), idleWindow, afterLoad, d.loadStart)
 	if d.err != nil {
 		w("**Device failed:** %s\n\n", strings.ReplaceAll(d.err.Error(), "\n", " "))
 	}
@@ -196,9 +196,13 @@ func renderMethod(w writef, o options) {
 	w(`## How it measures
 
 - One process (the harness) runs the local hub in-process on 127.0.0.1 and both callers; each device is a
-  separate process, measured alone, one at a time: its CPU is utime+stime from /proc/PID/stat (all
+  separate process. All devices are started first, one at a time (start-up and idle RSS are read then),
+  and stay connected; the matrix then runs cell by cell, each cell measured for every device in turn
+  (a, c, d, b) before the next, so that a ratio compares measurements taken seconds apart, not minutes.
+  Only one device gets calls at a time; the others sit idle. A device's CPU is utime+stime from /proc/PID/stat (all
   threads; 10 ms ticks) over the timed part of a cell, divided by the calls started in it; its RSS is
-  VmRSS from /proc/PID/status, the peak VmHWM after resetting it (clear_refs 5) at the start of each cell.
+  VmRSS from /proc/PID/status, the peak VmHWM after resetting it (clear_refs 5) at the start of each cell;
+  after the last cell every device sits 25 s without calls and its RSS is read again (full runs).
 - MQTT path: Hub.Invoke, the hub's inline client, publishes on the device's method topic directly.
   REST path: POST /twins/{id}/methods over keep-alive HTTPS (HTTP/1.1, one connection per worker) with a
   service SAS, as a cloud caller. The harness (hub + callers) shares the 2 CPUs with the device.
