@@ -187,7 +187,9 @@ func (h *harness) measureDevices(ctx context.Context, kinds []deviceKind) []devi
 	}
 	if !h.opts.quick && ctx.Err() == nil {
 		h.progress("waiting %v without calls", afterLoadWindow)
-		if !sleepCtx(ctx, afterLoadWindow) {
+		select {
+		case <-time.After(afterLoadWindow):
+		case <-ctx.Done():
 			return res
 		}
 		for i, p := range procs {
@@ -240,18 +242,6 @@ func quietMemory(ctx context.Context, p *proc, window time.Duration) (memory, er
 		return memory{}, fmt.Errorf("%s exited while idle: %v\n%s", p.name, p.waitErr, p.tail.String())
 	}
 	return readMemory(p.pid())
-}
-
-// sleepCtx waits d or until ctx is done; it reports whether d elapsed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // maxOf returns the largest of xs (xs is never empty).
