@@ -14,8 +14,10 @@ import (
 // scavenger returning and re-faulting the same pages were the largest
 // costs per call left (issue 8). At 200 the minimum heap is 8 MB. Measured
 // with 16 calls in flight, alternating runs: CPU per call -5 % (100 B),
-// -30 % (8 KB), -27 % (100 KB); peak RSS +4, +4 and +6 MB. Memory is given
-// back when calls stop (trimWhenIdle).
+// -30 % (8 KB), -27 % (100 KB); peak RSS +4, +4 and +6 MB (and up to
+// about +50 % with 128 calls of 100 KB in flight: the heap may reach three
+// times what calls hold instead of twice). Memory is given back when calls
+// stop (trimWhenIdle).
 const defaultGCPercent = 200
 
 // idleTrimEvery is how often the daemon looks for the end of a burst of
