@@ -121,6 +121,7 @@ func (s *Session) worker(j job) {
 	defer idle.Stop()
 	for {
 		s.handle(j.ctx, j.c, j.req)
+		j = job{} // an idle worker must not keep its last payload or connection alive
 		idle.Reset(workerIdle)
 		select {
 		case j = <-s.jobs:
