@@ -50,15 +50,15 @@ func New(w io.Writer) *Writer {
 // written through at once, after everything buffered before.
 func (b *Writer) Write(p []byte) (int, error) {
 	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		<-b.done
-		return b.w.Write(p)
-	}
-	for len(b.pending) > 0 && len(b.pending)+len(p) > maxPending {
+	for !b.closed && len(b.pending) > 0 && len(b.pending)+len(p) > maxPending {
 		b.waiting++
 		b.space.Wait()
 		b.waiting--
+	}
+	if b.closed { // the flusher may be gone: write through, after what it had
+		b.mu.Unlock()
+		<-b.done
+		return b.w.Write(p)
 	}
 	b.pending = append(b.pending, p...)
 	b.mu.Unlock()
