@@ -20,6 +20,7 @@ import (
 	"github.com/methodd/methodd/internal/localhub"
 	"github.com/methodd/methodd/internal/logbatch"
 	"github.com/methodd/methodd/internal/sdnotify"
+	"github.com/methodd/methodd/internal/serve"
 )
 
 const runUsage = `usage: methodd run [--config FILE] [--connection-string-file FILE] [--local [--hub-dir DIR] [--device ID[/MODULE]]]
@@ -235,7 +236,7 @@ func (c *runCmd) session(f runFlags, id identity, conn engine.Connection, eng *e
 		DrainTimeout: f.drainTimeout,
 		Logger:       logger,
 		OnState:      onState,
-	}, engineHandler{eng: eng, deviceID: id.cs.DeviceID, moduleID: id.cs.ModuleID, calls: calls})
+	}, serve.Handler{Engine: eng, DeviceID: id.cs.DeviceID, ModuleID: id.cs.ModuleID, OnCall: calls.add})
 	if err != nil {
 		return nil, withExit(exitUsage, fmt.Errorf("run: %w", err))
 	}

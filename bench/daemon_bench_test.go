@@ -17,21 +17,9 @@ import (
 	"github.com/methodd/methodd/engine"
 	"github.com/methodd/methodd/internal/device"
 	"github.com/methodd/methodd/internal/localhub"
+	"github.com/methodd/methodd/internal/serve"
 	"github.com/methodd/methodd/iothub"
 )
-
-// engineHandler mirrors the daemon's own adapter (run_handler.go in package
-// main of the module root, which cannot be imported): a device request
-// becomes an engine call.
-type engineHandler struct {
-	eng      *engine.Engine
-	deviceID string
-}
-
-func (h engineHandler) HandleMethod(ctx context.Context, r device.Request) device.Response {
-	rep := h.eng.Call(ctx, engine.Request{Method: r.Method, RequestID: r.RID, DeviceID: h.deviceID, Payload: r.Payload})
-	return device.Response{Status: rep.Status, Payload: rep.Payload, Release: rep.Release}
-}
 
 // BenchmarkDaemonPath is device (a) in one process, for pprof: the local hub,
 // the device session (internal/device, paho) and the engine with the
@@ -85,7 +73,7 @@ func benchDaemonPath(b *testing.B, size int) {
 		if s.Kind == device.Connected {
 			once.Do(func() { close(connected) })
 		}
-	}}, engineHandler{eng: engine.New(set), deviceID: "dev"})
+	}}, serve.Handler{Engine: engine.New(set), DeviceID: "dev"})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/methodd/methodd/engine"
 	"github.com/methodd/methodd/internal/device"
+	"github.com/methodd/methodd/internal/serve"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -239,7 +240,7 @@ func startPipeline(f *testing.F) *pipelineFixture {
 	if err != nil {
 		f.Fatal(err)
 	}
-	s, err := device.New(device.Config{Identity: cs, RootCAs: pool}, engineHandler{eng: engine.New(set), id: "fuzz"})
+	s, err := device.New(device.Config{Identity: cs, RootCAs: pool}, serve.Handler{Engine: engine.New(set), DeviceID: "fuzz"})
 	if err != nil {
 		f.Fatal(err)
 	}

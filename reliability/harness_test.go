@@ -15,6 +15,7 @@ import (
 	"github.com/methodd/methodd/engine"
 	"github.com/methodd/methodd/internal/device"
 	"github.com/methodd/methodd/internal/localhub"
+	"github.com/methodd/methodd/internal/serve"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -162,18 +163,6 @@ func (l *stateLog) waitFor(k device.StateKind, since time.Time, within time.Dura
 	}
 }
 
-// engineHandler serves the session from the engine, as run_handler.go does
-// in package main.
-type engineHandler struct {
-	eng *engine.Engine
-	id  string
-}
-
-func (h engineHandler) HandleMethod(ctx context.Context, r device.Request) device.Response {
-	rep := h.eng.Call(ctx, engine.Request{Method: r.Method, RequestID: r.RID, DeviceID: h.id, Payload: r.Payload})
-	return device.Response{Status: rep.Status, Payload: rep.Payload}
-}
-
 func newEngine(t testing.TB, yaml string) *engine.Engine {
 	t.Helper()
 	set, err := engine.Parse("handlers.yaml", []byte(yaml), engine.Options{})
@@ -195,7 +184,7 @@ func startDaemon(t testing.TB, cfg device.Config, yaml string) *daemon {
 	t.Helper()
 	d := &daemon{states: newStateLog()}
 	cfg.OnState = d.states.record
-	s, err := device.New(cfg, engineHandler{eng: newEngine(t, yaml), id: cfg.Identity.DeviceID})
+	s, err := device.New(cfg, serve.Handler{Engine: newEngine(t, yaml), DeviceID: cfg.Identity.DeviceID})
 	if err != nil {
 		t.Fatal(err)
 	}

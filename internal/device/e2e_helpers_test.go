@@ -18,6 +18,7 @@ import (
 	"github.com/methodd/methodd/engine"
 	"github.com/methodd/methodd/internal/device"
 	"github.com/methodd/methodd/internal/localhub"
+	"github.com/methodd/methodd/internal/serve"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -134,25 +135,14 @@ func runSession(t testing.TB, cfg device.Config, h device.Handler) *states {
 	return st
 }
 
-// engineHandler serves a device session from an engine Set (what methodd
-// run does in package main).
-type engineHandler struct {
-	eng            *engine.Engine
-	device, module string
-}
-
-func (h engineHandler) HandleMethod(ctx context.Context, r device.Request) device.Response {
-	rep := h.eng.Call(ctx, engine.Request{Method: r.Method, RequestID: r.RID, DeviceID: h.device, ModuleID: h.module, Payload: r.Payload})
-	return device.Response{Status: rep.Status, Payload: rep.Payload}
-}
-
-func newEngineHandler(t testing.TB, yaml string, cs iothub.ConnectionString) engineHandler {
+// newEngineHandler serves a session from yaml as cs, as methodd run does.
+func newEngineHandler(t testing.TB, yaml string, cs iothub.ConnectionString) serve.Handler {
 	t.Helper()
 	set, err := engine.Parse("handlers.yaml", []byte(yaml), engine.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return engineHandler{eng: engine.New(set), device: cs.DeviceID, module: cs.ModuleID}
+	return serve.Handler{Engine: engine.New(set), DeviceID: cs.DeviceID, ModuleID: cs.ModuleID}
 }
 
 // rest calls a method through the hub's HTTPS REST API, as a service would.
