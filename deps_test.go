@@ -30,6 +30,7 @@ func TestDependencyBoundaries(t *testing.T) {
 		"internal/watch":    {modulePath + "/"},
 		"internal/sdnotify": {modulePath + "/", "github.com/", "gopkg.in/", "golang.org/x/"},
 		"internal/logbatch": {modulePath + "/", "github.com/", "gopkg.in/", "golang.org/x/"},
+		"internal/testkit":  {modulePath + "/", "github.com/", "gopkg.in/", "golang.org/x/"},
 		"internal/serve":    {modulePath + "/invoke", modulePath + "/internal/localhub", "github.com/mochi-mqtt/", "github.com/fsnotify/"},
 	}
 	for pkg, bad := range forbidden {

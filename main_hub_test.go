@@ -17,6 +17,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/methodd/methodd/internal/localhub"
+	"github.com/methodd/methodd/internal/testkit"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -31,7 +32,7 @@ func TestHubCommandSmoke(t *testing.T) {
 	bin := buildMethodd(t)
 	dir := filepath.Join(tmp, "hub")
 	cmd := exec.Command(bin, "hub", "--dir", dir, "--mqtt-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0", "--log-format", "json")
-	stderr := &syncBuffer{}
+	stderr := &testkit.SyncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/methodd/methodd/engine"
 	"github.com/methodd/methodd/internal/confperm"
 	"github.com/methodd/methodd/internal/sdnotify"
+	"github.com/methodd/methodd/internal/testkit"
 )
 
 // reloadWait bounds every wait in these tests. Generous: the box may be
@@ -353,31 +354,8 @@ func gitLayout(t *testing.T) (string, func(string)) {
 // volume and publishes with its symlink swap.
 func configMapLayout(t *testing.T) (string, func(string)) {
 	dir := t.TempDir()
-	n := 0
-	publish := func(c string) {
-		n++
-		ts := fmt.Sprintf("..2026_01_01_00_00_%02d.%d", n, n)
-		if err := os.Mkdir(filepath.Join(dir, ts), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		writeConfig(t, filepath.Join(dir, ts, "handlers.yaml"), c)
-		old, _ := os.Readlink(filepath.Join(dir, "..data"))
-		if err := os.Symlink(ts, filepath.Join(dir, "..data_tmp")); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
-			t.Fatal(err)
-		}
-		if old != "" {
-			os.RemoveAll(filepath.Join(dir, old))
-		}
-	}
-	publish(configA)
-	p := filepath.Join(dir, "handlers.yaml")
-	if err := os.Symlink("..data/handlers.yaml", p); err != nil {
-		t.Fatal(err)
-	}
-	return p, publish
+	publish := testkit.ConfigMap(t, dir, configA)
+	return filepath.Join(dir, "handlers.yaml"), publish
 }
 
 func TestReloadRejectsInvalidAndKeepsServing(t *testing.T) {

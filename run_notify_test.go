@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/methodd/methodd/internal/localhub"
+	"github.com/methodd/methodd/internal/testkit"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -102,7 +103,7 @@ func TestRunSystemdNotifyAndLogs(t *testing.T) {
 	renameInto(t, cfg, config("one"))
 
 	ns := listenNotify(t)
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	env := map[string]string{"NOTIFY_SOCKET": ns.path}
 	runCtx, stop := context.WithCancel(ctx)
 	exited := make(chan int, 1)

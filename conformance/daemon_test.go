@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/methodd/methodd/internal/localhub"
+	"github.com/methodd/methodd/internal/testkit"
 )
 
 // daemonDevice is the identity `methodd run` connects as.
@@ -78,7 +79,7 @@ func startDaemon(t *testing.T, h *hubEnv, bin string) error {
 	}
 	cmd := exec.Command(bin, "run", "--config", config, "--connection-string-file", csFile)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
-	out := &syncBuffer{}
+	out := &testkit.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start methodd run: %w", err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/methodd/methodd/internal/localhub"
+	"github.com/methodd/methodd/internal/testkit"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -67,7 +68,7 @@ func startHub(t *testing.T, faults localhub.Faults) *hubEnv {
 // fails (or CONFORMANCE_HUB_LOG is set), so a failing scenario shows what the
 // hub saw without flooding -v.
 func testLogger(t *testing.T) *slog.Logger {
-	buf := &syncBuffer{}
+	buf := &testkit.SyncBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("CONFORMANCE_HUB_LOG") != "" {
 			t.Logf("local hub log:\n%s", buf.String())

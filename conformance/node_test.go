@@ -2,7 +2,6 @@ package conformance
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/methodd/methodd/internal/testkit"
 )
 
 // event is one JSON line printed by device.js or service.js. Only the fields
@@ -53,7 +54,7 @@ type node struct {
 	name   string
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	stderr *syncBuffer
+	stderr *testkit.SyncBuffer
 	exited chan struct{} // closed once the process has exited and stdout is drained
 	err    error         // exit error, valid after exited is closed
 
@@ -94,7 +95,7 @@ func startNode(ctx context.Context, t *testing.T, name string, env []string, arg
 	cmd.Dir = nodeDir(t)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.WaitDelay = 5 * time.Second
-	n := &node{name: name, cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{}), changed: make(chan struct{})}
+	n := &node{name: name, cmd: cmd, stderr: &testkit.SyncBuffer{}, exited: make(chan struct{}), changed: make(chan struct{})}
 	cmd.Stderr = n.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -201,22 +202,4 @@ func (n *node) tail() string {
 		b.WriteString("\n  stderr: " + s)
 	}
 	return b.String()
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

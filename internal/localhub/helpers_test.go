@@ -11,36 +11,18 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/methodd/methodd/internal/localhub"
+	"github.com/methodd/methodd/internal/testkit"
 	"github.com/methodd/methodd/iothub"
 )
 
 // waitFor is how long tests wait on a condition before failing.
 const waitFor = 10 * time.Second
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // testHub is a started hub with what a test needs to talk to it.
 type testHub struct {
@@ -49,7 +31,7 @@ type testHub struct {
 	opts localhub.Options
 	pool *x509.CertPool
 	http *http.Client
-	logs *syncBuffer
+	logs *testkit.SyncBuffer
 }
 
 // startHub starts a hub on free loopback ports in a temp dir (unless opts
@@ -69,7 +51,7 @@ func startHub(t testing.TB, opts localhub.Options) *testHub {
 	if opts.Devices == nil {
 		opts.Devices = []string{"dev1"}
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/methodd/methodd/internal/testkit"
 )
 
 // deadline bounds every wait for a delivery. Generous on purpose: the box
@@ -218,41 +220,9 @@ func TestGitCheckout(t *testing.T) {
 	h.expectNone()
 }
 
-// configMap lays out a directory the way kubelet's AtomicWriter does and
-// returns a function that publishes a new version of handlers.yaml.
-func configMap(t *testing.T, dir, first string) (update func(content string)) {
-	t.Helper()
-	n := 0
-	publish := func(content string) {
-		n++
-		ts := fmt.Sprintf("..2026_01_01_00_00_%02d.%d", n, n)
-		if err := os.Mkdir(filepath.Join(dir, ts), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		write(t, filepath.Join(dir, ts, "handlers.yaml"), content)
-		old, _ := os.Readlink(filepath.Join(dir, "..data"))
-		if err := os.Symlink(ts, filepath.Join(dir, "..data_tmp")); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
-			t.Fatal(err)
-		}
-		if old != "" {
-			if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	publish(first)
-	if err := os.Symlink(filepath.Join("..data", "handlers.yaml"), filepath.Join(dir, "handlers.yaml")); err != nil {
-		t.Fatal(err)
-	}
-	return publish
-}
-
 func TestConfigMapSymlinkSwap(t *testing.T) {
 	dir := t.TempDir()
-	update := configMap(t, dir, "configmap v1")
+	update := testkit.ConfigMap(t, dir, "configmap v1")
 	h := start(t, filepath.Join(dir, "handlers.yaml"), Options{})
 	for _, v := range []string{"configmap v2", "configmap v3", "configmap v4"} {
 		update(v)
