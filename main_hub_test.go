@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -60,17 +59,7 @@ func TestHubCommandSmoke(t *testing.T) {
 		t.Errorf("stderr does not say where hub.json is:\n%s", stderr.String())
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("after SIGTERM: %v, want exit 0", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("methodd hub did not exit after SIGTERM")
-	}
+	stopWithSIGTERM(t, cmd, exited, 15*time.Second)
 	if strings.Contains(stderr.String(), "sig=") {
 		t.Error("a token was logged")
 	}

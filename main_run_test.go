@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -98,17 +97,7 @@ func TestRunSmokeBinary(t *testing.T) {
 		t.Error("methodd run logged a secret")
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("after SIGTERM: %v, want exit 0", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("methodd run did not exit within 20s of SIGTERM")
-	}
+	stopWithSIGTERM(t, cmd, exited, 20*time.Second)
 }
 
 // TestRunUsageAndConfigErrors: bad flags and invalid configs exit 2 before
