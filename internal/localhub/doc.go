@@ -33,6 +33,11 @@
 //     is not JSON → {"status":500,"payload":null} (IoT Edge's answer); a body
 //     over 128 KB → 413001 MessageTooLarge for the caller; packets over
 //     257 KB close the device's connection.
+//   - A new connection of a live identity kicks the old one before its own
+//     CONNACK is written. Calls made in between wait (at most 5 s) for the
+//     new connection instead of failing with 404103, so a device that
+//     renews its SAS by connecting again (make before break) is never seen
+//     offline; the real hub's behaviour in that gap is unverified.
 //   - A device that disconnects while a call is pending does not fail it:
 //     the call waits for its response timeout (a reply from the same
 //     identity on a new connection still completes it).

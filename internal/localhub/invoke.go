@@ -19,7 +19,8 @@ import (
 //     404010 ModuleNotFound;
 //   - the hub waits up to ConnectTimeoutInSeconds for the identity to be
 //     connected and subscribed to $iothub/methods/POST/#, else 404103
-//     DeviceNotOnline (immediately when the timeout is 0);
+//     DeviceNotOnline (immediately when the timeout is 0 and no takeover is
+//     in progress);
 //   - the request is published at QoS 0 on
 //     $iothub/methods/POST/{method}/?$rid={rid}, rid being a per-hub decimal
 //     counter, with the payload's JSON bytes verbatim (null as "null");
@@ -32,9 +33,11 @@ import (
 // body. Decisions where the real hub is unverified or unhelpful: a reply
 // body over 128 KB fails the call with 413001 MessageTooLarge; a body that is
 // not JSON yields {"status":500,"payload":null}, as IoT Edge does, never
-// invalid JSON. When sending fails because the connection just closed, the
-// call fails with 404103. ctx cancellation ends the wait (500001); Close
-// fails pending calls with 503001 ServiceUnavailable.
+// invalid JSON. While a new connection of the identity takes over the live
+// one, calls wait (up to 5 s) for its CONNACK rather than fail; a call
+// written to a connection that closed since it was found is sent on its
+// successor, or fails with 404103 when there is none. ctx cancellation ends the wait (500001); Close fails pending
+// calls with 503001 ServiceUnavailable.
 func (h *Hub) Invoke(ctx context.Context, deviceID, moduleID string, req iothub.MethodRequest) (iothub.MethodResult, *iothub.Error) {
 	start := time.Now()
 	res, rid, e := h.invoke(ctx, deviceID, moduleID, req)
@@ -66,22 +69,6 @@ func (h *Hub) invoke(ctx context.Context, device, module string, req iothub.Meth
 	if _, ok := h.reg.key(clientID); !ok {
 		return none, "", iothub.NewError(iothub.CodeModuleNotFound, "The module with ID '"+module+"' on device '"+device+"' does not exist.")
 	}
-	connectTimeout := time.Duration(req.ConnectTimeoutInSeconds) * time.Second
-	cl := h.presence.await(ctx, clientID, connectTimeout, h.done)
-	if cl == nil {
-		if e := h.stopped(ctx); e != nil {
-			return none, "", e
-		}
-		return none, "", notOnline(req.ConnectTimeoutInSeconds)
-	}
-	select { // a client just found may hold presence before its CONNACK is out
-	case <-h.presence.connackWritten(cl):
-	case <-ctx.Done():
-	case <-h.done:
-	}
-	if e := h.stopped(ctx); e != nil {
-		return none, "", e
-	}
 	rid := h.nextRID()
 	pending := h.calls.add(rid, clientID)
 	pk := packets.Packet{
@@ -89,9 +76,9 @@ func (h *Hub) invoke(ctx context.Context, device, module string, req iothub.Meth
 		TopicName:   iothub.MethodRequestTopic(req.MethodName, rid),
 		Payload:     h.requestPayload(req.Payload),
 	}
-	if err := cl.WritePacket(pk); err != nil {
+	if e := h.send(ctx, clientID, req.ConnectTimeoutInSeconds, pk); e != nil {
 		h.calls.drop(rid)
-		return none, rid, notOnline(req.ConnectTimeoutInSeconds)
+		return none, rid, e
 	}
 	t := time.NewTimer(time.Duration(req.ResponseTimeoutInSeconds) * time.Second)
 	defer t.Stop()
@@ -108,6 +95,40 @@ func (h *Hub) invoke(ctx context.Context, device, module string, req iothub.Meth
 		return none, rid, e
 	}
 	return none, rid, iothub.NewError(iothub.CodeGatewayTimeout, "Timed out waiting for the response from device.")
+}
+
+// sendAttempts bounds how often send tries again after a write failed
+// because the connection it found had closed meanwhile.
+const sendAttempts = 3
+
+// send writes pk to the identity's live connection once it is connected and
+// subscribed (waiting as presence.await does) and its CONNACK is out. A
+// connection found just before a takeover marked it is closed by the time
+// it is written to: the write fails and send looks again, which finds (or
+// waits for) the successor. Otherwise the call fails with 404103.
+func (h *Hub) send(ctx context.Context, clientID string, connectTimeoutSeconds int, pk packets.Packet) *iothub.Error {
+	timeout := time.Duration(connectTimeoutSeconds) * time.Second
+	for range sendAttempts {
+		cl := h.presence.await(ctx, clientID, timeout, h.done)
+		if cl == nil {
+			break
+		}
+		select { // a client just found may hold presence before its CONNACK is out
+		case <-h.presence.connackWritten(cl):
+		case <-ctx.Done():
+		case <-h.done:
+		}
+		if e := h.stopped(ctx); e != nil {
+			return e
+		}
+		if cl.WritePacket(pk) == nil {
+			return nil
+		}
+	}
+	if e := h.stopped(ctx); e != nil {
+		return e
+	}
+	return notOnline(connectTimeoutSeconds)
 }
 
 // checkRequest validates a request given to Invoke directly (the REST path

@@ -1,8 +1,11 @@
 package localhub_test
 
 import (
+	"context"
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -364,5 +367,120 @@ func TestInheritedSubscriptionDeliverableAtConnack(t *testing.T) {
 			t.Fatalf("reconnect %d: got %d %s, want the inherited subscription to deliver at once", i, r.status, r.body)
 		}
 		d.c.Disconnect(100)
+	}
+}
+
+// TestTakeoverKeepsIdentityCallable: while a device replaces its live
+// connection with a new one (clean session 0, as the daemon renews its SAS,
+// §7.1), calls made with connect timeout 0 never get 404103: the hub holds
+// them until the new connection has its CONNACK. Before that fix the hub
+// forgot the old connection at the kick and knew the new one only at its
+// CONNACK, and calls in between failed (215 in one CI run of the daemon's
+// renewal test). The takeover is repeated, under concurrent calls, to make
+// the race show.
+func TestTakeoverKeepsIdentityCallable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("repeats 40 takeovers")
+	}
+	th := startHub(t, localhub.Options{})
+	var cur newest
+	// Each connection answers from its first packet on (an inherited
+	// subscription delivers before any SUBSCRIBE); newest makes sure a
+	// reply lost with a kicked connection is sent again on its successor.
+	keep := func(o *paho.ClientOptions) {
+		o.SetCleanSession(false)
+		o.SetDefaultPublishHandler(func(c paho.Client, m paho.Message) {
+			_, rid, err := iothub.ParseMethodRequestTopic(m.Topic())
+			if err != nil {
+				t.Errorf("device got topic %q: %v", m.Topic(), err)
+				return
+			}
+			cur.reply(c, iothub.MethodResponseTopic(200, rid), m.Payload())
+		})
+	}
+	connect := func() *device {
+		d, err := th.connect(t, th.creds(t, "dev1", time.Hour), keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur.set(d.c)
+		return d
+	}
+	prev := connect()
+	if tok := prev.c.Subscribe(iothub.MethodsSubscription, 0, nil); !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var calls, notOnline, other atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				_, e := th.Hub.Invoke(context.Background(), "dev1", "", iothub.MethodRequest{
+					MethodName: "m", Payload: []byte(`"x"`), ResponseTimeoutInSeconds: 5})
+				calls.Add(1)
+				switch {
+				case e == nil:
+				case e.Code == iothub.CodeDeviceNotOnline:
+					notOnline.Add(1)
+				default:
+					other.Add(1)
+					t.Errorf("call failed: %v", e)
+				}
+			}
+		})
+	}
+	for range 40 {
+		d := connect()
+		prev.waitLost(t)
+		prev = d
+	}
+	stop()
+	wg.Wait()
+	t.Logf("%d calls across 40 takeovers: %d got 404103, %d failed otherwise", calls.Load(), notOnline.Load(), other.Load())
+	if notOnline.Load() != 0 {
+		t.Errorf("%d of %d calls got 404103 DeviceNotOnline during takeovers, want 0", notOnline.Load(), calls.Load())
+	}
+}
+
+// newest is a test device's latest connection. A reply goes out on the
+// connection its request arrived on and, if that is no longer the newest,
+// on the newest too; replies sent on a connection are sent again on its
+// successor. A kicked connection loses what the hub had not read yet, and
+// the hub drops duplicate replies, so every reply arrives at least once.
+type newest struct {
+	mu   sync.Mutex
+	c    paho.Client
+	sent []reply // on c, to send again on its successor
+}
+
+type reply struct {
+	topic string
+	body  []byte
+}
+
+// set makes c the newest connection and sends it the replies of its
+// predecessor.
+func (n *newest) set(c paho.Client) {
+	n.mu.Lock()
+	again := n.sent
+	n.c, n.sent = c, nil
+	n.mu.Unlock()
+	for _, r := range again {
+		n.reply(c, r.topic, r.body)
+	}
+}
+
+// reply publishes on c, and on the newest connection if c is not it.
+func (n *newest) reply(c paho.Client, topic string, body []byte) {
+	n.mu.Lock()
+	latest := n.c
+	n.sent = append(n.sent, reply{topic, body})
+	n.mu.Unlock()
+	c.Publish(topic, 0, false, body).WaitTimeout(waitFor)
+	if latest != c {
+		latest.Publish(topic, 0, false, body).WaitTimeout(waitFor)
 	}
 }

@@ -80,9 +80,10 @@ func (k *hook) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
 
 // OnSessionEstablish runs after authentication and before the broker takes
 // over any previous session of the same client id: the live connection, if
-// any, is kicked (one connection per identity, §3.1).
+// any, is kicked (one connection per identity, §3.1), and calls wait for
+// cl's CONNACK instead of finding the identity offline (presence.takeover).
 func (k *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
-	if live := k.h.presence.client(cl.ID); live != nil && live != cl {
+	if live := k.h.presence.takeover(cl); live != nil {
 		k.kick(live)
 	}
 	old, ok := k.h.broker.Clients.Get(cl.ID)

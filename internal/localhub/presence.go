@@ -25,16 +25,26 @@ func newSession(cl *mqtt.Client, subscribed bool) *session {
 
 func (s *session) ack() { s.ackOnce.Do(func() { close(s.connacked) }) }
 
+// takeoverWait bounds how long a call waits for a connection that is
+// taking over a live session to get its CONNACK (normally microseconds).
+const takeoverWait = 5 * time.Second
+
 // presence tracks which identities are connected and subscribed to methods.
 // Waiters block on changed, which is closed and replaced on every change.
+//
+// A new connection of a live identity kicks the old one before the broker
+// writes its own CONNACK. In between, the identity is "taking over": calls
+// wait for the new connection rather than fail with 404103, so that a device
+// renewing its SAS (make before break, §7.1) is never reported offline.
 type presence struct {
 	mu      sync.Mutex
-	live    map[string]*session // client id → live session
+	live    map[string]*session     // client id → live session
+	next    map[string]*mqtt.Client // client id → connection taking over, before its CONNACK
 	changed chan struct{}
 }
 
 func newPresence() *presence {
-	return &presence{live: map[string]*session{}, changed: make(chan struct{})}
+	return &presence{live: map[string]*session{}, next: map[string]*mqtt.Client{}, changed: make(chan struct{})}
 }
 
 // notifyLocked wakes every waiter. Callers hold p.mu.
@@ -43,18 +53,41 @@ func (p *presence) notifyLocked() {
 	p.changed = make(chan struct{})
 }
 
-// set records s as the live session of its client id, replacing any other.
+// takeover records cl, authenticated and about to replace its identity's
+// live session, as taking over, and returns the live client it replaces
+// (nil when there is none: a first connection makes nobody wait).
+func (p *presence) takeover(cl *mqtt.Client) *mqtt.Client {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s, ok := p.live[cl.ID]
+	if !ok || s.cl == cl {
+		return nil
+	}
+	p.next[cl.ID] = cl
+	return s.cl
+}
+
+// set records s as the live session of its client id, replacing any other,
+// and ends a takeover by s's client.
 func (p *presence) set(id string, s *session) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.live[id] = s
+	if p.next[id] == s.cl {
+		delete(p.next, id)
+	}
 	p.notifyLocked()
 }
 
-// remove forgets cl's session if it is still the live one and returns it.
+// remove forgets cl's session if it is still the live one and returns it;
+// it also ends a takeover by cl that never reached its CONNACK.
 func (p *presence) remove(cl *mqtt.Client) *session {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.next[cl.ID] == cl {
+		delete(p.next, cl.ID)
+		p.notifyLocked()
+	}
 	s, ok := p.live[cl.ID]
 	if !ok || s.cl != cl {
 		return nil
@@ -109,48 +142,75 @@ func (p *presence) setSubscribed(cl *mqtt.Client, on bool) {
 	}
 }
 
-// client returns the live client of id, if any.
-func (p *presence) client(id string) *mqtt.Client {
+// ready returns the client of id if it is connected, subscribed and not
+// being taken over; otherwise the channel that signals the next change, and
+// whether a takeover is in progress (a successor not yet closed).
+func (p *presence) ready(id string) (*mqtt.Client, <-chan struct{}, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if s, ok := p.live[id]; ok {
-		return s.cl
+	taking := false
+	if n, ok := p.next[id]; ok {
+		taking = !n.Closed()
 	}
-	return nil
+	if s, ok := p.live[id]; ok && !taking && s.subscribed && !s.cl.Closed() {
+		return s.cl, nil, false
+	}
+	return nil, p.changed, taking
 }
 
-// ready returns the client of id if it is connected and subscribed.
-func (p *presence) ready(id string) (*mqtt.Client, <-chan struct{}) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if s, ok := p.live[id]; ok && s.subscribed && !s.cl.Closed() {
-		return s.cl, nil
-	}
-	return nil, p.changed
-}
-
-// await waits up to timeout for id to be connected and subscribed; it gives
-// up early when ctx or stop is done. A zero timeout checks once.
+// await waits up to timeout for id to be connected and subscribed; a
+// takeover in progress extends the wait to takeoverWait from when it was
+// first seen. It gives up early when ctx or stop is done. A zero timeout
+// with no takeover checks once.
 func (p *presence) await(ctx context.Context, id string, timeout time.Duration, stop <-chan struct{}) *mqtt.Client {
-	cl, changed := p.ready(id)
-	if cl != nil || timeout <= 0 {
+	cl, changed, taking := p.ready(id)
+	if cl != nil || (timeout <= 0 && !taking) {
 		return cl
 	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
+	deadline := time.Now().Add(timeout)
+	var takeoverEnd time.Time
 	for {
+		end := deadline
+		if taking {
+			if takeoverEnd.IsZero() {
+				takeoverEnd = time.Now().Add(takeoverWait)
+			}
+			end = later(deadline, takeoverEnd)
+		}
+		left := time.Until(end)
+		if left <= 0 {
+			return nil
+		}
+		t := time.NewTimer(left)
 		select {
 		case <-changed:
 		case <-t.C:
-			return nil
 		case <-ctx.Done():
-			return nil
 		case <-stop:
+		}
+		t.Stop()
+		if ctx.Err() != nil || isDone(stop) {
 			return nil
 		}
-		if cl, changed = p.ready(id); cl != nil {
+		if cl, changed, taking = p.ready(id); cl != nil {
 			return cl
 		}
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func isDone(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 
