@@ -148,3 +148,28 @@ methods:
 	}
 	waitFor(t, "command to be gone", 10*time.Second, func() bool { return gone(pid) })
 }
+
+// TestStdinReachesChild: the payload reaches the child's stdin byte for
+// byte, below and above what a pipe holds (64 KB), and a child that never
+// reads its stdin still finishes.
+func TestStdinReachesChild(t *testing.T) {
+	r := runner{killGrace: time.Second, drainWait: time.Second}
+	// 120 KB: more than a pipe holds, less than stdout's MaxReplyBytes cap.
+	for _, n := range []int{0, 1, 4096, 120 << 10} {
+		in := make([]byte, n)
+		for i := range in {
+			in[i] = byte('a' + i%26)
+		}
+		res, err := r.run(context.Background(), procSpec{path: "/bin/cat", args: []string{"cat"}, stdin: in, timeout: 10 * time.Second})
+		if err != nil {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		if res.exitCode != 0 || string(res.stdout) != string(in) {
+			t.Errorf("%d bytes: exit %d, stdout %d bytes, want the %d bytes of stdin", n, res.exitCode, len(res.stdout), n)
+		}
+		res, err = r.run(context.Background(), procSpec{path: "/bin/true", args: []string{"true"}, stdin: in, timeout: 10 * time.Second})
+		if err != nil || res.exitCode != 0 || res.timedOut {
+			t.Errorf("%d bytes to a child that does not read: %+v, %v", n, res, err)
+		}
+	}
+}
