@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/methodd/methodd/internal/testkit"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -150,7 +151,7 @@ func benchmarkFanOut(b *testing.B, parallel, reps int) {
 	}
 	args := []string{"invoke", "--local", "--hub-dir", h.dir, "--devices-file", file, "--parallel", fmt.Sprint(parallel), "echo", `{"bench":true}`}
 	s := stdio{in: strings.NewReader(""), out: io.Discard, err: io.Discard, getenv: h.env()}
-	cpu0 := processCPU()
+	cpu0 := testkit.ProcessCPU()
 	for b.Loop() {
 		if code := run(b.Context(), args, s); code != 0 {
 			b.Fatalf("exit %d", code)
@@ -160,7 +161,7 @@ func benchmarkFanOut(b *testing.B, parallel, reps int) {
 	b.ReportMetric(calls/b.Elapsed().Seconds(), "calls/s")
 	// CPU per call of the whole process (client, hub and devices): less
 	// sensitive than calls/s to other load on the machine.
-	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/calls, "cpu-µs/call")
+	b.ReportMetric(float64((testkit.ProcessCPU()-cpu0).Microseconds())/calls, "cpu-µs/call")
 }
 
 func BenchmarkFanOut16(b *testing.B)     { benchmarkFanOut(b, 16, 10) }

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/methodd/methodd/internal/device"
 	"github.com/methodd/methodd/internal/localhub"
 	"github.com/methodd/methodd/internal/serve"
+	"github.com/methodd/methodd/internal/testkit"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -142,16 +142,8 @@ func BenchmarkExecPath(b *testing.B) {
 // reportSelfCPU reports the process's own CPU per op (children excluded:
 // the forks' cost to the caller) when the returned func runs.
 func reportSelfCPU(b *testing.B) func() {
-	start := selfCPU(b)
+	start := testkit.ProcessCPU()
 	return func() {
-		b.ReportMetric(float64((selfCPU(b)-start).Microseconds())/float64(b.N), "self-cpu-µs/op")
+		b.ReportMetric(float64((testkit.ProcessCPU()-start).Microseconds())/float64(b.N), "self-cpu-µs/op")
 	}
-}
-
-func selfCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -3,10 +3,10 @@ package device_test
 import (
 	"context"
 	"encoding/json"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/methodd/methodd/internal/testkit"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -23,7 +23,7 @@ func BenchmarkDeviceExprCall(b *testing.B) {
 	req := iothub.MethodRequest{MethodName: "hello", Payload: json.RawMessage(`{"name":"b"}`), ResponseTimeoutInSeconds: 10}
 	ctx := context.Background()
 	b.ReportAllocs()
-	cpu0 := cpuTime(b)
+	cpu0 := testkit.ProcessCPU()
 	b.ResetTimer()
 	for b.Loop() {
 		res, herr := hub.Invoke(ctx, "bench", "", req)
@@ -32,13 +32,5 @@ func BenchmarkDeviceExprCall(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
-}
-
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64((testkit.ProcessCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 }
