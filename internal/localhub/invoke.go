@@ -36,8 +36,9 @@ import (
 // invalid JSON. While a new connection of the identity takes over the live
 // one, calls wait (up to 5 s) for its CONNACK rather than fail; a call
 // written to a connection that closed since it was found is sent on its
-// successor, or fails with 404103 when there is none. ctx cancellation ends the wait (500001); Close fails pending
-// calls with 503001 ServiceUnavailable.
+// successor, or fails with 404103 when there is none. ctx cancellation
+// ends the wait (500001); Close fails pending calls with 503001
+// ServiceUnavailable.
 func (h *Hub) Invoke(ctx context.Context, deviceID, moduleID string, req iothub.MethodRequest) (iothub.MethodResult, *iothub.Error) {
 	start := time.Now()
 	res, rid, e := h.invoke(ctx, deviceID, moduleID, req)
@@ -102,14 +103,15 @@ func (h *Hub) invoke(ctx context.Context, device, module string, req iothub.Meth
 const sendAttempts = 3
 
 // send writes pk to the identity's live connection once it is connected and
-// subscribed (waiting as presence.await does) and its CONNACK is out. A
-// connection found just before a takeover marked it is closed by the time
-// it is written to: the write fails and send looks again, which finds (or
-// waits for) the successor. Otherwise the call fails with 404103.
+// subscribed (waiting as presence.await does, within one connect timeout
+// for all attempts) and its CONNACK is out. A connection found just before
+// a takeover marked it is closed by the time it is written to: the write
+// fails and send looks again, which finds (or waits for) the successor.
+// Otherwise the call fails with 404103.
 func (h *Hub) send(ctx context.Context, clientID string, connectTimeoutSeconds int, pk packets.Packet) *iothub.Error {
-	timeout := time.Duration(connectTimeoutSeconds) * time.Second
+	deadline := time.Now().Add(time.Duration(connectTimeoutSeconds) * time.Second)
 	for range sendAttempts {
-		cl := h.presence.await(ctx, clientID, timeout, h.done)
+		cl := h.presence.await(ctx, clientID, time.Until(deadline), h.done)
 		if cl == nil {
 			break
 		}
