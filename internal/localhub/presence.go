@@ -12,6 +12,7 @@ import (
 type session struct {
 	cl         *mqtt.Client
 	subscribed bool        // holds $iothub/methods/POST/# (own or inherited)
+	taking     bool        // taking over the identity; known only at its CONNACK (set)
 	timer      *time.Timer // disconnects the client when its token expires
 	// connacked is closed once the CONNACK is written (or the session
 	// ends): nothing may be written to the client before its CONNACK.
@@ -38,13 +39,12 @@ const takeoverWait = 5 * time.Second
 // renewing its SAS (make before break, §7.1) is never reported offline.
 type presence struct {
 	mu      sync.Mutex
-	live    map[string]*session     // client id → live session
-	next    map[string]*mqtt.Client // client id → connection taking over, before its CONNACK
+	live    map[string]*session // client id → live session
 	changed chan struct{}
 }
 
 func newPresence() *presence {
-	return &presence{live: map[string]*session{}, next: map[string]*mqtt.Client{}, changed: make(chan struct{})}
+	return &presence{live: map[string]*session{}, changed: make(chan struct{})}
 }
 
 // notifyLocked wakes every waiter. Callers hold p.mu.
@@ -53,9 +53,13 @@ func (p *presence) notifyLocked() {
 	p.changed = make(chan struct{})
 }
 
-// takeover records cl, authenticated and about to replace its identity's
-// live session, as taking over, and returns the live client it replaces
-// (nil when there is none: a first connection makes nobody wait).
+// takeover makes cl, authenticated and about to replace its identity's live
+// session, the live one as taking over, and returns the client it replaces
+// (nil when there is none: a first connection makes nobody wait). The
+// replaced session is ended here, as remove would end it, since its
+// OnDisconnect no longer finds it live: its expiry timer stops and writers
+// waiting for its CONNACK are released (their write then fails and they
+// look again).
 func (p *presence) takeover(cl *mqtt.Client) *mqtt.Client {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -63,31 +67,30 @@ func (p *presence) takeover(cl *mqtt.Client) *mqtt.Client {
 	if !ok || s.cl == cl {
 		return nil
 	}
-	p.next[cl.ID] = cl
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.ack()
+	next := newSession(cl, false)
+	next.taking = true
+	p.live[cl.ID] = next
 	return s.cl
 }
 
-// set records s as the live session of its client id, replacing any other,
-// and ends a takeover by s's client.
+// set records s as the live session of its client id, replacing any other
+// (ending a takeover by s's client).
 func (p *presence) set(id string, s *session) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.live[id] = s
-	if p.next[id] == s.cl {
-		delete(p.next, id)
-	}
 	p.notifyLocked()
 }
 
-// remove forgets cl's session if it is still the live one and returns it;
-// it also ends a takeover by cl that never reached its CONNACK.
+// remove forgets cl's session if it is still the live one (taking over or
+// not) and returns it.
 func (p *presence) remove(cl *mqtt.Client) *session {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.next[cl.ID] == cl {
-		delete(p.next, cl.ID)
-		p.notifyLocked()
-	}
 	s, ok := p.live[cl.ID]
 	if !ok || s.cl != cl {
 		return nil
@@ -143,19 +146,21 @@ func (p *presence) setSubscribed(cl *mqtt.Client, on bool) {
 }
 
 // ready returns the client of id if it is connected, subscribed and not
-// being taken over; otherwise the channel that signals the next change, and
-// whether a takeover is in progress (a successor not yet closed).
+// taking over; otherwise the channel that signals the next change, and
+// whether a takeover is in progress (by a client not closed since).
 func (p *presence) ready(id string) (*mqtt.Client, <-chan struct{}, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	taking := false
-	if n, ok := p.next[id]; ok {
-		taking = !n.Closed()
-	}
-	if s, ok := p.live[id]; ok && !taking && s.subscribed && !s.cl.Closed() {
+	s, ok := p.live[id]
+	switch {
+	case !ok || s.cl.Closed():
+		return nil, p.changed, false
+	case s.taking:
+		return nil, p.changed, true
+	case s.subscribed:
 		return s.cl, nil, false
 	}
-	return nil, p.changed, taking
+	return nil, p.changed, false
 }
 
 // await waits up to timeout for id to be connected and subscribed; a
