@@ -6,11 +6,13 @@
 // the inode an editor replaces): the file's own directory and, when the path
 // goes through symlinks, the directory of every link and of the resolved
 // target, re-resolved after every burst of events. Events are filtered to
-// those names, debounced, and then the file is read through its path; bytes
-// identical (by SHA-256) to the last content seen are not delivered.
+// those names, debounced, and then the file is read through its path; each
+// check's outcome is reported as a typed Change, and content identical (by
+// SHA-256) to the last content delivered is reported as Unchanged, without
+// its bytes.
 //
-// This package is the module's only importer of fsnotify and imports nothing
-// else of the module.
+// This package is the module's only importer of fsnotify; of the module it
+// imports only the log's attribute keys.
 package watch
 
 import (
@@ -25,6 +27,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/methodd/methodd/internal/logkey"
 )
 
 // DefaultDebounce is the quiet time after the last relevant event before the
@@ -40,27 +44,36 @@ type Options struct {
 	// Debounce is the quiet time after the last relevant event before the
 	// file is read. Zero means DefaultDebounce.
 	Debounce time.Duration
-	// Logger receives watch problems (Warn) and skipped events (Debug). nil
+	// Logger receives watch problems (Warn) and events (Debug). nil
 	// discards.
 	Logger *slog.Logger
-	// Baseline is the content the caller has already loaded; a change is
-	// delivered only when the file differs from it. nil means the file's
-	// content when New runs (nothing, if it does not exist then).
+	// Baseline is the content the caller has already loaded: until the
+	// first delivery, a read delivers Data only when the file differs from
+	// it (Unchanged otherwise). nil means the file's content when New runs
+	// (nothing, if it does not exist then: any content is new).
 	Baseline []byte
 }
 
-// Change is one delivery of the watched file's content.
+// Change is the outcome of one check of the watched file: a check follows
+// every burst of relevant events (debounced), every Trigger, and the start
+// of Run. Exactly one of Data, Unchanged and Err describes it.
 type Change struct {
-	// Data is the file's full content as read; nil when Err is set.
+	// Data is the file's full content as read, when it differs from the
+	// last content delivered (or from Options.Baseline), or when the check
+	// was forced; nil otherwise.
 	Data []byte
-	// Digest is the lowercase hex SHA-256 of Data.
+	// Digest is the lowercase hex SHA-256 of the content read; "" when Err
+	// is set.
 	Digest string
-	// Forced is true when the read was asked for by Trigger; such a change is
-	// delivered even if Data is identical to the last delivery.
+	// Forced is true when the check was asked for by Trigger; its Data is
+	// delivered even if identical to the last delivery.
 	Forced bool
-	// Err is set only on a forced change whose file could not be read
-	// (missing, unreadable). Unforced read failures are logged, not
-	// delivered, and watching goes on.
+	// Unchanged is true when the file was read and is identical to the
+	// last content delivered (never for a forced check): nothing to do.
+	Unchanged bool
+	// Err is set when the file could not be read (errors.Is
+	// fs.ErrNotExist while it is missing, as between a delete and a
+	// create). Watching goes on; the next event checks again.
 	Err error
 }
 
@@ -77,7 +90,6 @@ type Watcher struct {
 	hasLast bool
 	watched map[string]bool
 	names   map[string]bool
-	lastErr string
 }
 
 // New starts watching path's directory (and the directories of the
@@ -148,20 +160,18 @@ func (w *Watcher) Close() error {
 	return nil
 }
 
-// Run watches until ctx is done and calls fn, from Run's goroutine, once for
-// each new distinct content and once per Trigger. fn runs serially: events
-// during fn are queued and handled after it returns. Before waiting for
-// events Run reads the file once (after the debounce), so a change made between the caller's own
-// load and New is not lost. Run returns nil when ctx is done, or an error if
-// the underlying watch fails for good; it closes the Watcher either way.
+// Run watches until ctx is done and calls fn, from Run's goroutine, with the
+// outcome of every check (see Change): new content, an unchanged file, a
+// read failure, and every Trigger. fn runs serially: events during fn are
+// queued and handled after it returns. Run checks the file once at the start
+// (after the debounce, like an event), so a change made between the caller's
+// own load and New is not lost. Run returns nil when ctx is done, or an error
+// if the underlying watch fails for good; it closes the Watcher either way.
 func (w *Watcher) Run(ctx context.Context, fn func(Change)) error {
 	defer w.Close()
-	// The start-up check, debounced like an event: a writer may be busy.
-	timer := time.NewTimer(w.debounce)
-	defer timer.Stop()
-	first := time.Now() // first event of the pending burst
-	forced := false
-	pending := true
+	// The start-up check is due first, debounced: a writer may be busy.
+	b := newDebouncer(w.debounce)
+	defer b.stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -173,52 +183,20 @@ func (w *Watcher) Run(ctx context.Context, fn func(Change)) error {
 			if !w.relevant(ev) {
 				continue
 			}
-			w.log.Debug("config event", "path", ev.Name, "op", ev.Op.String())
-			first, pending = w.arm(timer, first, pending), true
+			w.log.Debug("config event", logkey.Path, ev.Name, logkey.Op, ev.Op.String())
+			b.event()
 		case err, ok := <-w.fs.Errors:
 			if !ok {
 				return errors.New("watch: error stream closed")
 			}
-			w.log.Warn("config watch error; rescanning", "path", w.path, "err", err)
-			first, pending = w.arm(timer, first, pending), true
+			w.log.Warn("config watch error; rescanning", logkey.File, w.path, logkey.Err, err)
+			b.event()
 		case <-w.trigger:
-			forced = true
-			stopTimer(timer)
-			timer.Reset(0)
-			pending = true
-		case <-timer.C:
-			if !pending {
-				continue
+			b.force()
+		case <-b.C():
+			if due, forced := b.fire(); due {
+				w.check(forced, fn)
 			}
-			w.check(forced, fn)
-			first, pending, forced = time.Time{}, false, false
-		}
-	}
-}
-
-// arm (re)starts the debounce timer for a relevant event: debounce after this
-// event, but no later than maxDelayFactor debounces after the burst's first.
-func (w *Watcher) arm(t *time.Timer, first time.Time, pending bool) time.Time {
-	now := time.Now()
-	if !pending || first.IsZero() {
-		first = now
-	}
-	d := w.debounce
-	if limit := first.Add(maxDelayFactor * w.debounce).Sub(now); d > limit {
-		d = max(limit, 0)
-	}
-	stopTimer(t)
-	t.Reset(d)
-	return first
-}
-
-// stopTimer stops t and drains a fire that was not received, so Reset starts
-// clean.
-func stopTimer(t *time.Timer) {
-	if !t.Stop() {
-		select {
-		case <-t.C:
-		default:
 		}
 	}
 }
@@ -236,39 +214,22 @@ func (w *Watcher) relevant(ev fsnotify.Event) bool {
 }
 
 // check re-resolves the chain, updates the watches, reads the file and
-// delivers it when new (or forced).
+// reports the outcome to fn.
 func (w *Watcher) check(forced bool, fn func(Change)) {
 	w.rewatch()
 	data, err := os.ReadFile(w.path)
 	if err != nil {
-		if forced {
-			fn(Change{Forced: true, Err: err})
-			return
-		}
-		w.logReadError(err)
+		fn(Change{Forced: forced, Err: err})
 		return
 	}
-	w.lastErr = ""
 	sum := sha256.Sum256(data)
+	digest := hex.EncodeToString(sum[:])
 	if w.hasLast && sum == w.last && !forced {
-		w.log.Debug("config unchanged; not reloading", "path", w.path)
+		fn(Change{Digest: digest, Unchanged: true})
 		return
 	}
 	w.last, w.hasLast = sum, true
-	fn(Change{Data: data, Digest: hex.EncodeToString(sum[:]), Forced: forced})
-}
-
-// logReadError logs an unforced read failure once per distinct message; a
-// missing file is expected between a delete and a create and logged at Debug.
-func (w *Watcher) logReadError(err error) {
-	if errors.Is(err, os.ErrNotExist) {
-		w.log.Debug("config missing; waiting for it to come back", "path", w.path)
-		return
-	}
-	if msg := err.Error(); msg != w.lastErr {
-		w.lastErr = msg
-		w.log.Warn("config unreadable; waiting for the next change", "path", w.path, "err", err)
-	}
+	fn(Change{Data: data, Digest: digest, Forced: forced})
 }
 
 // rewatch resolves the path again and makes the watched directories match
@@ -278,7 +239,7 @@ func (w *Watcher) logReadError(err error) {
 func (w *Watcher) rewatch() {
 	c, err := resolve(w.path)
 	if err != nil {
-		w.log.Warn("config path does not resolve", "path", w.path, "err", err)
+		w.log.Warn("config path does not resolve", logkey.File, w.path, logkey.Err, err)
 	}
 	names := map[string]bool{w.path: true}
 	for _, n := range c.names() {
@@ -300,7 +261,7 @@ func (w *Watcher) rewatch() {
 			continue
 		}
 		if err := w.fs.Add(d); err != nil {
-			w.log.Debug("cannot watch directory yet", "dir", d, "err", err)
+			w.log.Debug("cannot watch directory yet", logkey.Dir, d, logkey.Err, err)
 			continue
 		}
 		w.watched[d] = true

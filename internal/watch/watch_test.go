@@ -2,65 +2,77 @@ package watch
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
-	"log/slog"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/methodd/methodd/internal/testkit"
 )
 
-// deadline bounds every wait for a delivery. Generous on purpose: the box
+// deadline bounds every wait for a Change. Generous on purpose: the box
 // running the tests may be loaded; latency is measured by
 // BenchmarkReloadLatency, not asserted here.
 const deadline = 10 * time.Second
 
-// logRecorder is a slog.Handler that forwards each message to a channel so
-// tests can wait for the watcher to have handled an event.
-type logRecorder struct{ msgs chan string }
-
-func (l logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (l logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
-func (l logRecorder) WithGroup(string) slog.Handler            { return l }
-func (l logRecorder) Handle(_ context.Context, r slog.Record) error {
-	msg := r.Message
-	r.Attrs(func(a slog.Attr) bool {
-		msg += " " + a.Key + "=" + a.Value.String()
-		return true
-	})
-	select {
-	case l.msgs <- msg:
-	default: // a test that does not wait on logs must not block the watcher
-	}
-	return nil
-}
-
-// harness runs one Watcher and collects its deliveries.
+// harness runs one Watcher and collects the outcome of its checks.
 type harness struct {
 	t    testing.TB
 	w    *Watcher
 	got  chan Change
-	logs chan string
+	gate chan struct{} // non-nil: fn waits on it after each Change
 }
 
+// start runs a Watcher on path until the test ends.
 func start(t testing.TB, path string, opts Options) *harness {
 	t.Helper()
-	h := &harness{t: t, got: make(chan Change, 100), logs: make(chan string, 1000)}
-	opts.Logger = slog.New(logRecorder{h.logs})
+	return run(t, path, opts, false)
+}
+
+// startHeld is start, but fn does not return after reporting a Change until
+// the test calls release: while the test holds a Change it has received,
+// Run is known to be inside fn.
+func startHeld(t testing.TB, path string, opts Options) *harness {
+	t.Helper()
+	return run(t, path, opts, true)
+}
+
+func run(t testing.TB, path string, opts Options, held bool) *harness {
+	t.Helper()
 	w, err := New(path, opts)
 	if err != nil {
 		t.Fatalf("New(%s): %v", path, err)
 	}
-	h.w = w
+	h := &harness{t: t, w: w, got: make(chan Change, 100)}
+	if held {
+		h.gate = make(chan struct{})
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx, func(c Change) { h.got <- c }) }()
+	go func() {
+		done <- w.Run(ctx, func(c Change) {
+			select {
+			case h.got <- c:
+			case <-ctx.Done():
+				return
+			}
+			if h.gate != nil {
+				select {
+				case <-h.gate:
+				case <-ctx.Done():
+				}
+			}
+		})
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -70,55 +82,160 @@ func start(t testing.TB, path string, opts Options) *harness {
 	return h
 }
 
-// next waits for the next delivery.
+// release lets fn return from the Change a held harness reported last.
+func (h *harness) release() {
+	h.t.Helper()
+	select {
+	case h.gate <- struct{}{}:
+	case <-time.After(deadline):
+		h.t.Fatalf("Run did not wait in fn within %v", deadline)
+	}
+}
+
+// next waits for the next Change and checks it keeps Change's contract.
 func (h *harness) next() Change {
 	h.t.Helper()
 	select {
 	case c := <-h.got:
+		if err := contract(c); err != nil {
+			h.t.Fatalf("%s breaks the Change contract: %v", describe(c), err)
+		}
 		return c
 	case <-time.After(deadline):
-		h.t.Fatalf("no change delivered within %v", deadline)
+		h.t.Fatalf("no check reported within %v", deadline)
 		return Change{}
 	}
 }
 
-// expect waits for the next delivery and checks its content.
-func (h *harness) expect(want string) {
+// expect waits for the next Change and fails unless it reports want.
+func (h *harness) expect(want outcome) {
+	h.t.Helper()
+	if c := h.next(); !want.matches(c) {
+		h.t.Fatalf("got %s, want %s", describe(c), want)
+	}
+}
+
+// expectReplaced expects the delivery of content written by deleting the
+// file and creating it anew (git checkout, vim's backup rename). Should the
+// machine stall longer than the debounce between the two, they are two
+// bursts, and the check after the first finds the file missing: one such
+// Change may come first; nothing else may.
+func (h *harness) expectReplaced(content string) {
 	h.t.Helper()
 	c := h.next()
-	if c.Err != nil {
-		h.t.Fatalf("delivery error %v, want content %q", c.Err, want)
+	if missing().matches(c) {
+		c = h.next()
 	}
-	if string(c.Data) != want {
-		h.t.Fatalf("delivered %q, want %q", c.Data, want)
+	if want := delivered(content); !want.matches(c) {
+		h.t.Fatalf("got %s, want %s (after at most one %s)", describe(c), want, missing())
 	}
 }
 
-// waitLog waits until the watcher logs a message containing sub.
-func (h *harness) waitLog(sub string) {
+// fence triggers a check and expects the very next Change to be its
+// outcome, want (forced): a Change the test has not accounted for, already
+// reported or being reported, fails the test. (A burst still debouncing is
+// joined by the forced check, so it cannot be told apart.)
+func (h *harness) fence(want outcome) {
 	h.t.Helper()
-	timeout := time.After(deadline)
-	for {
-		select {
-		case m := <-h.logs:
-			if strings.Contains(m, sub) {
-				return
-			}
-		case <-timeout:
-			h.t.Fatalf("watcher never logged %q", sub)
+	h.w.Trigger()
+	h.expect(want)
+}
+
+// outcome is what a test expects one Change to report.
+type outcome struct {
+	content   string // delivered as Data, or found Unchanged
+	unchanged bool
+	missing   bool // Err is fs.ErrNotExist
+	forced    bool
+}
+
+// delivered is a Change delivering content as Data, unforced.
+func delivered(content string) outcome { return outcome{content: content} }
+
+// unchanged is an unforced Change finding content, identical to the last
+// delivered, Unchanged.
+func unchanged(content string) outcome { return outcome{content: content, unchanged: true} }
+
+// missing is an unforced Change finding the file missing.
+func missing() outcome { return outcome{missing: true} }
+
+// byTrigger is o, forced.
+func (o outcome) byTrigger() outcome {
+	o.forced = true
+	return o
+}
+
+func (o outcome) matches(c Change) bool {
+	switch {
+	case c.Forced != o.forced:
+		return false
+	case o.missing:
+		return errors.Is(c.Err, fs.ErrNotExist)
+	case o.unchanged:
+		return c.Unchanged && c.Digest == digest(o.content)
+	default:
+		return c.Data != nil && string(c.Data) == o.content
+	}
+}
+
+func (o outcome) String() string {
+	s := fmt.Sprintf("Data %q", o.content)
+	switch {
+	case o.missing:
+		s = "Err fs.ErrNotExist"
+	case o.unchanged:
+		s = fmt.Sprintf("Unchanged (%q)", o.content)
+	}
+	if o.forced {
+		s += ", Forced"
+	}
+	return s
+}
+
+// contract returns how c breaks Change's documented contract, or nil:
+// exactly one of Data, Unchanged and Err; Digest the SHA-256 of Data, set
+// when Unchanged, "" with Err; Unchanged never forced.
+func contract(c Change) error {
+	set := 0
+	for _, b := range []bool{c.Data != nil, c.Unchanged, c.Err != nil} {
+		if b {
+			set++
 		}
 	}
+	switch {
+	case set != 1:
+		return fmt.Errorf("%d of Data, Unchanged and Err are set, want 1", set)
+	case c.Err != nil && c.Digest != "":
+		return fmt.Errorf("Digest %q with Err, want \"\"", c.Digest)
+	case c.Data != nil && c.Digest != digest(string(c.Data)):
+		return fmt.Errorf("Digest %q, want Data's %q", c.Digest, digest(string(c.Data)))
+	case c.Unchanged && len(c.Digest) != hex.EncodedLen(sha256.Size):
+		return fmt.Errorf("Unchanged with Digest %q, want a hex SHA-256", c.Digest)
+	case c.Unchanged && c.Forced:
+		return errors.New("Unchanged on a forced check")
+	}
+	return nil
 }
 
-// expectNone checks nothing is queued right now (used after a later,
-// distinct delivery proved the watcher has handled everything before it).
-func (h *harness) expectNone() {
-	h.t.Helper()
-	select {
-	case c := <-h.got:
-		h.t.Fatalf("unexpected extra delivery %q (forced=%v err=%v)", c.Data, c.Forced, c.Err)
+func describe(c Change) string {
+	var s string
+	switch {
+	case c.Err != nil:
+		s = fmt.Sprintf("Err %v", c.Err)
+	case c.Unchanged:
+		s = "Unchanged (digest " + c.Digest + ")"
 	default:
+		s = fmt.Sprintf("Data %q", c.Data)
 	}
+	if c.Forced {
+		s += ", Forced"
+	}
+	return s
+}
+
+func digest(content string) string {
+	sum := sha256.Sum256([]byte(content))
+	return hex.EncodeToString(sum[:])
 }
 
 func write(t testing.TB, path, content string) {
@@ -133,9 +250,10 @@ func TestWriteInPlace(t *testing.T) {
 	p := filepath.Join(dir, "handlers.yaml")
 	write(t, p, "v1")
 	h := start(t, p, Options{Debounce: 300 * time.Millisecond})
+	h.expect(unchanged("v1")) // the start-up check
 
 	write(t, p, "v2: truncate and write")
-	h.expect("v2: truncate and write")
+	h.expect(delivered("v2: truncate and write"))
 
 	// Truncate, then several writes with syncs in between: one delivery of
 	// the whole, not of the pieces.
@@ -154,8 +272,8 @@ func TestWriteInPlace(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	h.expect("v3: in several writes")
-	h.expectNone()
+	h.expect(delivered("v3: in several writes"))
+	h.fence(delivered("v3: in several writes").byTrigger())
 }
 
 func TestAtomicRename(t *testing.T) {
@@ -163,14 +281,16 @@ func TestAtomicRename(t *testing.T) {
 	p := filepath.Join(dir, "handlers.yaml")
 	write(t, p, "v1")
 	h := start(t, p, Options{})
+	h.expect(unchanged("v1"))
 
-	// mv / configuration management: write a temporary beside it, rename over.
+	// mv / configuration management: write a temporary beside it, rename
+	// over. The file is never missing, so exactly one Change.
 	tmp := filepath.Join(dir, ".handlers.yaml.tmp")
 	write(t, tmp, "v2 via mv")
 	if err := os.Rename(tmp, p); err != nil {
 		t.Fatal(err)
 	}
-	h.expect("v2 via mv")
+	h.expect(delivered("v2 via mv"))
 
 	// vim with writebackup and backupcopy=no: probe file 4913, rename the
 	// original to a backup, write a new file, delete the backup.
@@ -185,8 +305,8 @@ func TestAtomicRename(t *testing.T) {
 	if err := os.Remove(p + "~"); err != nil {
 		t.Fatal(err)
 	}
-	h.expect("v3 via vim")
-	h.expectNone()
+	h.expectReplaced("v3 via vim")
+	h.fence(delivered("v3 via vim").byTrigger())
 }
 
 func TestGitCheckout(t *testing.T) {
@@ -213,22 +333,28 @@ func TestGitCheckout(t *testing.T) {
 	git("commit", "-q", "-am", "two")
 
 	h := start(t, conf, Options{})
+	h.expect(unchanged("revision two\n"))
+	// git checkout unlinks the file and creates it anew.
 	git("checkout", "-q", "HEAD~1")
-	h.expect("revision one\n")
+	h.expectReplaced("revision one\n")
 	git("checkout", "-q", "main")
-	h.expect("revision two\n")
-	h.expectNone()
+	h.expectReplaced("revision two\n")
+	h.fence(delivered("revision two\n").byTrigger())
 }
 
 func TestConfigMapSymlinkSwap(t *testing.T) {
 	dir := t.TempDir()
 	update := testkit.ConfigMap(t, dir, "configmap v1")
 	h := start(t, filepath.Join(dir, "handlers.yaml"), Options{})
+	h.expect(unchanged("configmap v1"))
+	// Each swap replaces ..data atomically: the file is never missing, and
+	// the removal of the old version, even if it comes a debounce later,
+	// is outside the re-resolved chain. Exactly one Change each.
 	for _, v := range []string{"configmap v2", "configmap v3", "configmap v4"} {
 		update(v)
-		h.expect(v)
+		h.expect(delivered(v))
 	}
-	h.expectNone()
+	h.fence(delivered("configmap v4").byTrigger())
 }
 
 func TestSymlinkedFile(t *testing.T) {
@@ -241,10 +367,11 @@ func TestSymlinkedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := start(t, link, Options{})
+	h.expect(unchanged("target a"))
 
 	// An edit of the target, in a directory other than the link's.
 	write(t, real1, "target a, edited")
-	h.expect("target a, edited")
+	h.expect(delivered("target a, edited"))
 
 	// Re-pointing the link (ln -sfn does symlink + rename).
 	if err := os.Symlink(real2, link+".new"); err != nil {
@@ -253,14 +380,16 @@ func TestSymlinkedFile(t *testing.T) {
 	if err := os.Rename(link+".new", link); err != nil {
 		t.Fatal(err)
 	}
-	h.expect("target b")
+	h.expect(delivered("target b"))
 
 	// The old target's directory is the same here, but the old file is no
 	// longer relevant: editing it delivers nothing, editing the new one does.
+	// (TestRelevant shows the old target's events are dropped, which this
+	// burst alone cannot tell.)
 	write(t, real1, "stale target")
 	write(t, real2, "target b, edited")
-	h.expect("target b, edited")
-	h.expectNone()
+	h.expect(delivered("target b, edited"))
+	h.fence(delivered("target b, edited").byTrigger())
 }
 
 func TestDeleteAndRecreate(t *testing.T) {
@@ -268,33 +397,73 @@ func TestDeleteAndRecreate(t *testing.T) {
 	p := filepath.Join(dir, "handlers.yaml")
 	write(t, p, "v1")
 	h := start(t, p, Options{})
+	h.expect(unchanged("v1"))
 
 	if err := os.Remove(p); err != nil {
 		t.Fatal(err)
 	}
-	h.waitLog("config missing")
+	h.expect(missing()) // reported, unforced, and watching goes on
 	write(t, p, "v2 recreated")
-	h.expect("v2 recreated")
-	h.expectNone()
+	h.expect(delivered("v2 recreated"))
+	h.fence(delivered("v2 recreated").byTrigger())
 }
 
-func TestIdenticalRewriteNotDelivered(t *testing.T) {
+func TestCreatedAfterStart(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "handlers.yaml")
+	h := start(t, p, Options{})
+	h.expect(missing())
+	write(t, p, "v1")
+	h.expect(delivered("v1"))
+	h.fence(delivered("v1").byTrigger())
+}
+
+func TestUnreadableReported(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "handlers.yaml")
+	write(t, p, "v1")
+	h := start(t, p, Options{})
+	h.expect(unchanged("v1"))
+
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	h.expect(missing())
+	// A directory where the file should be: readable by nobody, not missing.
+	if err := os.Mkdir(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if c := h.next(); c.Err == nil || errors.Is(c.Err, fs.ErrNotExist) || c.Forced {
+		t.Fatalf("got %s, want an unforced read error other than fs.ErrNotExist", describe(c))
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	h.expect(missing())
+	write(t, p, "v2")
+	h.expect(delivered("v2"))
+	h.fence(delivered("v2").byTrigger())
+}
+
+func TestIdenticalRewriteReportedUnchanged(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "handlers.yaml")
 	write(t, p, "same")
 	h := start(t, p, Options{})
+	h.expect(unchanged("same"))
 
 	write(t, p, "same")
-	h.waitLog("config unchanged")
+	h.expect(unchanged("same"))
 	tmp := filepath.Join(dir, "tmp")
 	write(t, tmp, "same")
 	if err := os.Rename(tmp, p); err != nil {
 		t.Fatal(err)
 	}
-	h.waitLog("config unchanged")
+	h.expect(unchanged("same"))
 	write(t, p, "different")
-	h.expect("different") // the next delivery, so nothing came before it
-	h.expectNone()
+	h.expect(delivered("different"))
+	write(t, p, "different") // compared with the last delivery, not the start
+	h.expect(unchanged("different"))
+	h.fence(delivered("different").byTrigger())
 }
 
 func TestUnrelatedFilesIgnored(t *testing.T) {
@@ -302,65 +471,207 @@ func TestUnrelatedFilesIgnored(t *testing.T) {
 	p := filepath.Join(dir, "handlers.yaml")
 	write(t, p, "v1")
 	h := start(t, p, Options{})
-	h.waitLog("config unchanged") // the start-up check is done
+	h.expect(unchanged("v1"))
 
+	// Had these been relevant, a check (Unchanged) would come first unless
+	// their burst joined the next one: TestRelevant pins the filter itself.
 	for i := range 5 {
 		write(t, filepath.Join(dir, "methodd.env"), fmt.Sprint(i))
 		write(t, filepath.Join(dir, "handlers.yaml.example"), fmt.Sprint(i))
 	}
 	write(t, p, "v2")
-	h.expect("v2")
-	for {
-		select {
-		case m := <-h.logs:
-			if strings.Contains(m, "methodd.env") || strings.Contains(m, ".example") || strings.Contains(m, "unchanged") {
-				t.Fatalf("an unrelated file was looked at: %q", m)
-			}
-		default:
-			return
-		}
-	}
+	h.expect(delivered("v2"))
+	h.fence(delivered("v2").byTrigger())
 }
 
-func TestTriggerForcesDelivery(t *testing.T) {
+// TestRelevant checks the event filter directly, without timing: events on
+// the chain's names and watched directories count, others do not, and a
+// re-pointed link's old target stops counting after the next check.
+func TestRelevant(t *testing.T) {
+	etc, srv := evalTempDir(t), evalTempDir(t)
+	a, b := filepath.Join(srv, "a.yaml"), filepath.Join(srv, "b.yaml")
+	write(t, a, "a")
+	write(t, b, "b")
+	link := filepath.Join(etc, "handlers.yaml")
+	if err := os.Symlink(a, link); err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(link, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	type event struct {
+		name string
+		op   fsnotify.Op
+		want bool
+	}
+	check := func(when string, evs []event) {
+		t.Helper()
+		for _, e := range evs {
+			if got := w.relevant(fsnotify.Event{Name: e.name, Op: e.op}); got != e.want {
+				t.Errorf("%s: relevant(%s %s) = %v, want %v", when, e.op, e.name, got, e.want)
+			}
+		}
+	}
+	check("linked to a.yaml", []event{
+		{link, fsnotify.Write, true},
+		{link, fsnotify.Rename, true},
+		{a, fsnotify.Write, true},
+		{a, fsnotify.Remove, true},
+		{b, fsnotify.Write, false},
+		{filepath.Join(etc, "methodd.env"), fsnotify.Write, false},
+		{filepath.Join(etc, "handlers.yaml.example"), fsnotify.Create, false},
+		{link + ".new", fsnotify.Create, false},
+		{filepath.Join(srv, "a.yaml~"), fsnotify.Rename, false},
+	})
+
+	if err := os.Symlink(b, link+".new"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(link+".new", link); err != nil {
+		t.Fatal(err)
+	}
+	var got []Change
+	w.check(false, func(c Change) { got = append(got, c) })
+	if len(got) != 1 || !delivered("b").matches(got[0]) {
+		t.Fatalf("check after re-pointing reported %v, want one %s", got, delivered("b"))
+	}
+	check("re-pointed to b.yaml", []event{
+		{a, fsnotify.Write, false},
+		{b, fsnotify.Write, true},
+		{link, fsnotify.Write, true},
+		{etc, fsnotify.Remove, true}, // a watched directory is gone
+	})
+}
+
+// evalTempDir is t.TempDir with symlinks resolved, so paths compare equal
+// to what resolve records.
+func evalTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestTriggerDeliversIdenticalContent(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "handlers.yaml")
 	write(t, p, "v1")
 	h := start(t, p, Options{})
+	h.expect(unchanged("v1"))
 
 	h.w.Trigger()
-	c := h.next()
-	if !c.Forced || string(c.Data) != "v1" || c.Err != nil {
-		t.Fatalf("Trigger delivered %+v, want forced v1", c)
-	}
+	h.expect(delivered("v1").byTrigger()) // same bytes, delivered anyway
+	write(t, p, "v1")
+	h.expect(unchanged("v1")) // the forced delivery was the last one
+	write(t, p, "v2")
+	h.expect(delivered("v2"))
+	h.fence(delivered("v2").byTrigger())
+}
+
+func TestTriggerOnMissingFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "handlers.yaml")
+	write(t, p, "v1")
+	h := start(t, p, Options{})
+	h.expect(unchanged("v1"))
+
 	if err := os.Remove(p); err != nil {
 		t.Fatal(err)
 	}
-	h.waitLog("config missing")
+	h.expect(missing())
 	h.w.Trigger()
-	c = h.next()
-	if !c.Forced || c.Err == nil || !os.IsNotExist(c.Err) {
-		t.Fatalf("Trigger on a missing file delivered %+v, want a not-exist error", c)
-	}
+	h.expect(missing().byTrigger())
 	write(t, p, "v1") // same bytes as the last delivery: not delivered again
-	h.waitLog("config unchanged")
+	h.expect(unchanged("v1"))
 	write(t, p, "v2")
-	h.expect("v2")
-	h.expectNone()
+	h.expect(delivered("v2"))
+	h.fence(delivered("v2").byTrigger())
 }
 
-func TestStartupCheckAgainstBaseline(t *testing.T) {
+func TestTriggersCoalesce(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "handlers.yaml")
-	write(t, p, "on disk")
-	h := start(t, p, Options{Baseline: []byte("what the caller loaded earlier")})
-	h.expect("on disk")
+	write(t, p, "v1")
+	h := startHeld(t, p, Options{})
+	h.expect(unchanged("v1"))
 
-	q := filepath.Join(t.TempDir(), "handlers.yaml")
-	write(t, q, "same")
-	h2 := start(t, q, Options{Baseline: []byte("same")})
-	h2.waitLog("config unchanged")
-	h2.expectNone()
+	// Run is inside fn: the triggers wait, and coalesce into one.
+	for range 3 {
+		h.w.Trigger()
+	}
+	h.release()
+	h.expect(delivered("v1").byTrigger())
+	h.release()
+	// The next Change is the write's, not a second forced check.
+	write(t, p, "v2")
+	h.expect(delivered("v2"))
+	h.release()
+}
+
+func TestStartupCheck(t *testing.T) {
+	tests := []struct {
+		name     string
+		onDisk   string // "" means no file
+		baseline []byte
+		want     outcome
+	}{
+		{"file equals Baseline", "same", []byte("same"), unchanged("same")},
+		{"file differs from Baseline", "on disk", []byte("what the caller loaded earlier"), delivered("on disk")},
+		{"no Baseline: content at New", "v1", nil, unchanged("v1")},
+		{"file missing", "", nil, missing()},
+		{"file missing, Baseline given", "", []byte("loaded"), missing()},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "handlers.yaml")
+			if tc.onDisk != "" {
+				write(t, p, tc.onDisk)
+			}
+			h := start(t, p, Options{Baseline: tc.baseline})
+			h.expect(tc.want)
+			if tc.onDisk == "" {
+				h.fence(missing().byTrigger())
+			} else {
+				h.fence(delivered(tc.onDisk).byTrigger())
+			}
+		})
+	}
+}
+
+// TestEditDuringStartupCheck renames new content in while the start-up
+// check is due: the edit is delivered once, whichever way the race goes.
+// The check may find the old file (Unchanged v1, then the rename's own
+// check) or the new one; if it finds the new one before Run has handled the
+// rename's event, that event's check finds v2 Unchanged.
+func TestEditDuringStartupCheck(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "handlers.yaml")
+	write(t, p, "v1")
+	tmp := filepath.Join(dir, "tmp")
+	write(t, tmp, "v2")
+	h := start(t, p, Options{})
+	if err := os.Rename(tmp, p); err != nil {
+		t.Fatal(err)
+	}
+	c := h.next()
+	if unchanged("v1").matches(c) {
+		c = h.next()
+	}
+	if want := delivered("v2"); !want.matches(c) {
+		t.Fatalf("got %s, want %s (after at most one %s)", describe(c), want, unchanged("v1"))
+	}
+	h.w.Trigger()
+	c = h.next()
+	if unchanged("v2").matches(c) {
+		c = h.next()
+	}
+	if want := delivered("v2").byTrigger(); !want.matches(c) {
+		t.Fatalf("got %s, want %s (after at most one %s)", describe(c), want, unchanged("v2"))
+	}
 }
 
 func TestNewFailsWithoutDirectory(t *testing.T) {
@@ -422,6 +733,7 @@ func BenchmarkReloadLatency(b *testing.B) {
 	p := filepath.Join(dir, "handlers.yaml")
 	write(b, p, "v0")
 	h := start(b, p, Options{})
+	h.expect(unchanged("v0"))
 	var lat []time.Duration
 	for i := 0; b.Loop(); i++ {
 		tmp := filepath.Join(dir, "tmp")
@@ -431,7 +743,7 @@ func BenchmarkReloadLatency(b *testing.B) {
 		if err := os.Rename(tmp, p); err != nil {
 			b.Fatal(err)
 		}
-		h.expect(content)
+		h.expect(delivered(content))
 		lat = append(lat, time.Since(t0))
 	}
 	reportPercentiles(b, lat)
