@@ -204,7 +204,7 @@ func (c *Client) post(ctx context.Context, url string, body []byte, limit time.D
 	h.Set("Authorization", token)
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Accept", "application/json")
-	h.Set("Request-Id", newUUID())
+	h.Set("Request-Id", iothub.NewRequestID())
 	h.Set("User-Agent", c.agent)
 	resp, err := c.http.Do(hreq)
 	if err != nil {

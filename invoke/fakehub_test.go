@@ -3,6 +3,7 @@ package invoke
 import (
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -114,9 +115,14 @@ func (h *fakeHub) serve(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, iothub.CodeUnauthorized)
 		return
 	}
-	req, herr := iothub.DecodeMethodRequest(body)
-	if herr != nil {
-		h.fail(w, herr.Code)
+	req, err := iothub.DecodeMethodRequest(body)
+	if err != nil {
+		var he *iothub.Error
+		if !errors.As(err, &he) {
+			h.t.Errorf("fake hub: DecodeMethodRequest: %v is not an *iothub.Error", err)
+			he = iothub.NewError(iothub.CodeServerError, "")
+		}
+		h.fail(w, he.Code)
 		return
 	}
 	h.mu.Lock()

@@ -66,6 +66,9 @@ type Error struct {
 }
 
 // NewError builds an error with the HTTP status and name derived from code.
+// It is a constructor and never returns nil: it returns the concrete type so
+// that the caller can fill in Info, TrackingID or Timestamp. Functions that
+// may fail return it as an error (and a literal nil on success).
 func NewError(code int, message string) *Error {
 	return &Error{HTTPStatus: code / 1000, Code: code, Name: ErrorName(code), Message: message}
 }
@@ -128,7 +131,7 @@ func (e *Error) Body() []byte {
 // timestampUtc) or legacy format B ("ErrorCode:Name;text" with the tracking id
 // in ExceptionMessage). headerName is the iothub-errorcode header, which may
 // be empty. A body in neither format still yields an Error with the status
-// and the body text (truncated) as message.
+// and the body text (truncated) as message. It never returns nil.
 func ParseError(httpStatus int, headerName string, body []byte) *Error {
 	e := &Error{HTTPStatus: httpStatus, Name: headerName}
 	var out outerError

@@ -58,10 +58,10 @@ func (r MethodRequest) Encode() []byte {
 // DecodeMethodRequest validates a REST body the way the hub does: a JSON
 // object; methodName a valid method name; payload any JSON value of at most
 // MaxPayloadBytes (absent → null); responseTimeoutInSeconds 5..300 (default
-// 30); connectTimeoutInSeconds 0..300 (default 0). Failures are *Error values
-// with the hub's codes (400004 ArgumentInvalid, 400005 ArgumentNull,
-// 400006 IotHubFormatError, 413001 MessageTooLarge).
-func DecodeMethodRequest(body []byte) (MethodRequest, *Error) {
+// 30); connectTimeoutInSeconds 0..300 (default 0). A failure's error is an
+// *Error (errors.As) with the hub's code: 400004 ArgumentInvalid, 400005
+// ArgumentNull, 400006 IotHubFormatError or 413001 MessageTooLarge.
+func DecodeMethodRequest(body []byte) (MethodRequest, error) {
 	var raw struct {
 		MethodName      *string         `json:"methodName"`
 		Payload         json.RawMessage `json:"payload"`
@@ -87,17 +87,19 @@ func DecodeMethodRequest(body []byte) (MethodRequest, *Error) {
 	if len(raw.Payload) > 0 && !bytes.Equal(raw.Payload, []byte("null")) {
 		r.Payload = raw.Payload
 	}
-	var e *Error
-	if r.ResponseTimeoutInSeconds, e = timeoutField("responseTimeoutInSeconds", raw.ResponseTimeout, DefaultResponseTimeout, MinResponseTimeout, MaxResponseTimeout); e != nil {
-		return r, e
+	var err error
+	if r.ResponseTimeoutInSeconds, err = timeoutField("responseTimeoutInSeconds", raw.ResponseTimeout, DefaultResponseTimeout, MinResponseTimeout, MaxResponseTimeout); err != nil {
+		return r, err
 	}
-	if r.ConnectTimeoutInSeconds, e = timeoutField("connectTimeoutInSeconds", raw.ConnectTimeout, 0, 0, MaxConnectTimeout); e != nil {
-		return r, e
+	if r.ConnectTimeoutInSeconds, err = timeoutField("connectTimeoutInSeconds", raw.ConnectTimeout, 0, 0, MaxConnectTimeout); err != nil {
+		return r, err
 	}
 	return r, nil
 }
 
-func timeoutField(name string, n *json.Number, def, lo, hi int) (int, *Error) {
+// timeoutField reads an optional integer field in [lo, hi]; absent is def.
+// A failure's error is an *Error with code 400004 ArgumentInvalid.
+func timeoutField(name string, n *json.Number, def, lo, hi int) (int, error) {
 	if n == nil {
 		return def, nil
 	}

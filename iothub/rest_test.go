@@ -1,6 +1,7 @@
 package iothub
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -51,15 +52,16 @@ func TestDecodeMethodRequest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, e := DecodeMethodRequest([]byte(tt.body))
+			r, err := DecodeMethodRequest([]byte(tt.body))
 			if tt.wantCode != 0 {
-				if e == nil || e.Code != tt.wantCode || e.HTTPStatus != tt.wantCode/1000 {
-					t.Fatalf("got %v, want code %d", e, tt.wantCode)
+				var e *Error
+				if !errors.As(err, &e) || e.Code != tt.wantCode || e.HTTPStatus != tt.wantCode/1000 {
+					t.Fatalf("got %v, want an *Error with code %d", err, tt.wantCode)
 				}
 				return
 			}
-			if e != nil {
-				t.Fatal(e)
+			if err != nil {
+				t.Fatal(err)
 			}
 			if string(r.Payload) != tt.wantPayload || r.ResponseTimeoutInSeconds != tt.wantResp || r.ConnectTimeoutInSeconds != tt.wantConn {
 				t.Errorf("got %+v (payload %s)", r, r.Payload)

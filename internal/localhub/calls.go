@@ -1,9 +1,6 @@
 package localhub
 
-import (
-	"log/slog"
-	"sync"
-)
+import "sync"
 
 // reply is a device's answer to a method request.
 type reply struct {
@@ -19,13 +16,12 @@ type call struct {
 
 // calls correlates replies with pending invocations by $rid and identity.
 type calls struct {
-	log     *slog.Logger
 	mu      sync.Mutex
 	pending map[string]*call // rid → call
 }
 
-func newCalls(log *slog.Logger) *calls {
-	return &calls{log: log, pending: map[string]*call{}}
+func newCalls() *calls {
+	return &calls{pending: map[string]*call{}}
 }
 
 // add registers a pending call for rid.
@@ -45,10 +41,11 @@ func (c *calls) drop(rid string) {
 }
 
 // resolve hands a reply to the call waiting for rid, if the reply comes from
-// the identity that received the request. Replies for unknown or finished
-// rids (late replies after a timeout) and replies from another identity are
-// dropped and logged; the call keeps waiting in the latter case.
-func (c *calls) resolve(clientID, rid string, r reply) {
+// the identity that received the request. Otherwise the reply is not
+// delivered and the error says why: ErrUnknownRequestID for an unknown or
+// finished rid (a late reply after a timeout, a duplicate), ErrForeignReply
+// for a reply from another identity (the call keeps waiting).
+func (c *calls) resolve(clientID, rid string, r reply) error {
 	c.mu.Lock()
 	k, ok := c.pending[rid]
 	if ok && k.clientID == clientID {
@@ -57,10 +54,10 @@ func (c *calls) resolve(clientID, rid string, r reply) {
 	c.mu.Unlock()
 	switch {
 	case !ok:
-		c.log.Warn("method reply dropped", "clientId", clientID, "rid", rid, "status", r.status, "reason", "unknown or expired $rid")
+		return ErrUnknownRequestID
 	case k.clientID != clientID:
-		c.log.Warn("method reply dropped", "clientId", clientID, "rid", rid, "status", r.status, "reason", "$rid belongs to another identity")
-	default:
-		k.ch <- r
+		return ErrForeignReply
 	}
+	k.ch <- r
+	return nil
 }

@@ -12,6 +12,12 @@
 // It is the only importer of github.com/mochi-mqtt/server/v2. Protocol
 // vocabulary (tokens, topics, bodies, error codes) comes from package iothub.
 //
+// What happens to device connections is logged (with the keys of package
+// logkey) and, for programs and tests that act on it, reported as typed
+// Events to Options.OnEvent: refusals with their CONNACK code and reason,
+// connections, subscriptions, kicks, token expiries, disconnections and
+// dropped replies.
+//
 // # Decisions where the protocol reference is silent or unverified
 //
 //   - Device login: any failure (username, client id, unknown identity, SAS
@@ -29,7 +35,7 @@
 //   - Method requests are written at QoS 0 whatever the subscription QoS
 //     ("method requests are QoS 0").
 //   - Replies: correlated by $rid and by the identity the request went to;
-//     others are logged and dropped. Empty body → payload null; a body that
+//     others are logged, reported (EventReplyDropped) and dropped. Empty body → payload null; a body that
 //     is not JSON → {"status":500,"payload":null} (IoT Edge's answer); a body
 //     over 128 KB → 413001 MessageTooLarge for the caller; packets over
 //     257 KB close the device's connection.
@@ -42,9 +48,12 @@
 //     the call waits for its response timeout (a reply from the same
 //     identity on a new connection still completes it).
 //   - REST: api-version is required (any value; 400004 without it); skn
-//     must be iothubowner or service; unknown paths are 404 with an
-//     ASP.NET-style message and no error code; other HTTP methods on the
-//     methods path are 405 405001; a body over 144 KB is 413001 without
-//     being read to its end.
+//     must be iothubowner or service; unknown and non-canonical paths are
+//     404 with an ASP.NET-style message and no error code; other HTTP
+//     methods on the methods paths are 405 405001; an escaped "/" (%2F)
+//     is part of the ID it appears in, so /twins/d%2Fm/methods names
+//     device "d/m" (404001), never module m of d; a body over 144 KB is
+//     413001 without being read to its end; x-ms-request-id is a random
+//     version-4 UUID.
 //   - Close fails pending calls with 503001 ServiceUnavailable.
 package localhub

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -27,16 +28,18 @@ const waitFor = 10 * time.Second
 // testHub is a started hub with what a test needs to talk to it.
 type testHub struct {
 	*localhub.Hub
-	info localhub.Info
-	opts localhub.Options
-	pool *x509.CertPool
-	http *http.Client
-	logs *testkit.SyncBuffer
+	info   localhub.Info
+	opts   localhub.Options
+	pool   *x509.CertPool
+	http   *http.Client
+	logs   *testkit.SyncBuffer
+	events *eventLog
 }
 
 // startHub starts a hub on free loopback ports in a temp dir (unless opts
 // say otherwise) with device "dev1" registered; it is closed at cleanup, and
-// its logs are printed when the test fails.
+// its logs are printed when the test fails. Its events are recorded in
+// th.events unless opts.OnEvent is set.
 func startHub(t testing.TB, opts localhub.Options) *testHub {
 	t.Helper()
 	if opts.Dir == "" {
@@ -55,6 +58,10 @@ func startHub(t testing.TB, opts localhub.Options) *testHub {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	events := newEventLog()
+	if opts.OnEvent == nil {
+		opts.OnEvent = events.record
+	}
 	h, err := localhub.Start(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
@@ -67,16 +74,21 @@ func startHub(t testing.TB, opts localhub.Options) *testHub {
 			t.Logf("hub logs:\n%s", logs.String())
 		}
 	})
-	th := &testHub{Hub: h, info: h.Info(), opts: opts, logs: logs}
+	th := &testHub{Hub: h, info: h.Info(), opts: opts, logs: logs, events: events}
 	th.pool = x509.NewCertPool()
 	pem, err := os.ReadFile(th.info.CAFile)
 	if err != nil || !th.pool.AppendCertsFromPEM(pem) {
 		t.Fatalf("read CA %s: %v", th.info.CAFile, err)
 	}
-	th.http = &http.Client{Transport: &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: th.pool},
-		MaxIdleConnsPerHost: 64,
-	}}
+	th.http = &http.Client{
+		Transport: &http.Transport{
+			TLSClientConfig:     &tls.Config{RootCAs: th.pool},
+			MaxIdleConnsPerHost: 64,
+		},
+		// The API never redirects: a redirect is an answer to check, not
+		// to follow.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	t.Cleanup(th.http.CloseIdleConnections)
 	return th
 }
@@ -261,8 +273,15 @@ type response struct {
 // post sends body to path (with api-version) with the Authorization token.
 func (th *testHub) post(t testing.TB, path, auth string, body []byte) response {
 	t.Helper()
+	return th.request(t, http.MethodPost, path, auth, body)
+}
+
+// request sends body to path (sent as written, escapes and all) with the
+// HTTP method and the Authorization token.
+func (th *testHub) request(t testing.TB, method, path, auth string, body []byte) response {
+	t.Helper()
 	cs, _ := iothub.ParseServiceConnectionString(th.info.ServiceConnectionString)
-	req, err := http.NewRequest(http.MethodPost, "https://"+cs.HostName+path, bytes.NewReader(body))
+	req, err := http.NewRequest(method, "https://"+cs.HostName+path, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,12 +291,12 @@ func (th *testHub) post(t testing.TB, path, auth string, body []byte) response {
 	}
 	resp, err := th.http.Do(req)
 	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil && !errors.Is(err, io.EOF) {
-		t.Fatalf("POST %s: read body: %v", path, err)
+		t.Fatalf("%s %s: read body: %v", method, path, err)
 	}
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
@@ -308,22 +327,16 @@ func wantError(t testing.TB, r response, code int) {
 	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Errorf("Content-Type %q, want JSON", ct)
 	}
-	if r.header.Get("x-ms-request-id") == "" {
-		t.Error("no x-ms-request-id header")
+	if id := r.header.Get("x-ms-request-id"); !isUUIDv4(id) {
+		t.Errorf("x-ms-request-id %q, want a version-4 UUID", id)
 	}
 	if !strings.Contains(e.TrackingID, "-TimeStamp:") || len(e.TrackingID) < 32 {
 		t.Errorf("trackingId %q, want <hex>-TimeStamp:...", e.TrackingID)
 	}
 }
 
-// eventually waits until cond holds.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
+// uuidV4 is a canonical RFC 4122 version-4 UUID.
+var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+// isUUIDv4 reports whether s is a canonical version-4 UUID.
+func isUUIDv4(s string) bool { return uuidV4.MatchString(s) }

@@ -16,6 +16,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
+	"github.com/methodd/methodd/internal/logkey"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -61,11 +62,11 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	}
 	h := &Hub{
 		opts:     opts,
-		log:      opts.Logger.With("component", "localhub"),
+		log:      opts.Logger.With(logkey.Component, "localhub"),
 		presence: newPresence(),
 		done:     make(chan struct{}),
 	}
-	h.calls = newCalls(h.log)
+	h.calls = newCalls()
 	if err := h.prepareState(); err != nil {
 		return nil, err
 	}
@@ -88,8 +89,8 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		h.Close()
 		return nil, err
 	}
-	h.log.Info("hub started", "mqttAddr", h.info.MQTTAddr, "httpsAddr", h.info.HTTPSAddr,
-		"wsAddr", h.info.WSAddr, "dir", opts.Dir, "devices", len(h.info.Devices))
+	h.log.Info("hub started", logkey.MQTTAddr, h.info.MQTTAddr, logkey.HTTPSAddr, h.info.HTTPSAddr,
+		logkey.WSAddr, h.info.WSAddr, logkey.Dir, opts.Dir, logkey.Devices, len(h.info.Devices))
 	return h, nil
 }
 
@@ -177,7 +178,7 @@ func (h *Hub) startBroker(mqttLn, wsLn net.Listener, tlsConf *tls.Config) error 
 	caps.RetainAvailable = 0
 	caps.SharedSubAvailable = 0
 	caps.MaximumClientWritesPending = 1024
-	quiet := slog.New(minLevelHandler{Handler: h.log.With("component", "mqtt").Handler(), min: slog.LevelError})
+	quiet := slog.New(minLevelHandler{Handler: h.log.With(logkey.Component, "mqtt").Handler(), min: slog.LevelError})
 	h.broker = mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
 		Logger:                 quiet,
@@ -203,17 +204,17 @@ func (h *Hub) startBroker(mqttLn, wsLn net.Listener, tlsConf *tls.Config) error 
 // startREST serves the service API over HTTPS (HTTP/1.1 and HTTP/2).
 func (h *Hub) startREST(ln net.Listener, tlsConf *tls.Config) {
 	h.httpSrv = &http.Server{
-		Handler:           &restAPI{h: h},
+		Handler:           newRESTHandler(h),
 		TLSConfig:         tlsConf.Clone(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(h.log.With("component", "https").Handler(), slog.LevelDebug),
+		ErrorLog:          slog.NewLogLogger(h.log.With(logkey.Component, "https").Handler(), slog.LevelDebug),
 	}
 	h.serveWG.Add(1)
 	go func() {
 		defer h.serveWG.Done()
 		if err := h.httpSrv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			h.log.Error("https server stopped", "error", err)
+			h.log.Error("https server stopped", logkey.Err, err)
 		}
 	}()
 }
@@ -271,8 +272,9 @@ func (h *Hub) writeInfo() error {
 	return writeJSONAtomic(filepath.Join(h.opts.Dir, infoFile), h.info)
 }
 
-// Close stops the listeners, disconnects every client and fails pending
-// calls (503001). It is idempotent and returns the first Close's result.
+// Close stops the listeners, disconnects every client (EventDisconnected
+// with ErrShuttingDown) and fails pending calls (503001). It is idempotent
+// and returns the first Close's result.
 func (h *Hub) Close() error {
 	h.closeOnce.Do(func() {
 		close(h.done)
@@ -285,7 +287,7 @@ func (h *Hub) Close() error {
 		}
 		if h.broker != nil {
 			for _, cl := range h.broker.Clients.GetAll() {
-				cl.Stop(errShuttingDown) // just close, as MQTT 3.1.1 servers do
+				cl.Stop(ErrShuttingDown) // just close, as MQTT 3.1.1 servers do
 			}
 			h.closeErr = h.broker.Close()
 		}

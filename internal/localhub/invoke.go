@@ -4,19 +4,24 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/methodd/methodd/internal/logkey"
 	"github.com/methodd/methodd/iothub"
 )
 
 // Invoke calls a direct method on a device or module, as the REST API does:
 //
+//   - a request the REST API would refuse is 400004 ArgumentInvalid (method
+//     name, timeouts out of range) or 413001 MessageTooLarge (payload);
 //   - an unregistered device is 404001 DeviceNotFound, an unregistered module
-//     404010 ModuleNotFound;
+//     404010 ModuleNotFound (an id holding '/' names neither);
 //   - the hub waits up to ConnectTimeoutInSeconds for the identity to be
 //     connected and subscribed to $iothub/methods/POST/#, else 404103
 //     DeviceNotOnline (immediately when the timeout is 0 and no takeover is
@@ -39,36 +44,36 @@ import (
 // successor, or fails with 404103 when there is none. ctx cancellation
 // ends the wait (500001); Close fails pending calls with 503001
 // ServiceUnavailable.
-func (h *Hub) Invoke(ctx context.Context, deviceID, moduleID string, req iothub.MethodRequest) (iothub.MethodResult, *iothub.Error) {
+//
+// A failed call's error is an *iothub.Error (errors.As) with the hub's code.
+func (h *Hub) Invoke(ctx context.Context, deviceID, moduleID string, req iothub.MethodRequest) (iothub.MethodResult, error) {
 	start := time.Now()
-	res, rid, e := h.invoke(ctx, deviceID, moduleID, req)
+	res, rid, err := h.invoke(ctx, deviceID, moduleID, req)
 	if h.log.Enabled(ctx, slog.LevelInfo) {
 		attrs := []slog.Attr{
-			slog.String("device", deviceID), slog.String("module", moduleID),
-			slog.String("method", req.MethodName), slog.String("rid", rid),
-			slog.Int64("durationMs", time.Since(start).Milliseconds()),
+			slog.String(logkey.DeviceID, deviceID), slog.String(logkey.ModuleID, moduleID),
+			slog.String(logkey.Method, req.MethodName), slog.String(logkey.RequestID, rid),
+			slog.Int64(logkey.DurationMs, time.Since(start).Milliseconds()),
 		}
-		if e != nil {
-			attrs = append(attrs, slog.Int("errorCode", e.Code))
+		var he *iothub.Error
+		if errors.As(err, &he) {
+			attrs = append(attrs, slog.Int(logkey.ErrorCode, he.Code))
 		} else {
-			attrs = append(attrs, slog.Int("status", res.Status))
+			attrs = append(attrs, slog.Int(logkey.Status, res.Status))
 		}
 		h.log.LogAttrs(ctx, slog.LevelInfo, "method call", attrs...)
 	}
-	return res, e
+	return res, err
 }
 
-func (h *Hub) invoke(ctx context.Context, device, module string, req iothub.MethodRequest) (iothub.MethodResult, string, *iothub.Error) {
+// invoke is Invoke without the log line; it also returns the call's $rid
+// ("" when the call failed before one was drawn). Every error it returns is
+// an *iothub.Error.
+func (h *Hub) invoke(ctx context.Context, device, module string, req iothub.MethodRequest) (iothub.MethodResult, string, error) {
 	var none iothub.MethodResult
-	if e := h.checkRequest(&req); e != nil {
-		return none, "", e
-	}
-	if _, ok := h.reg.key(device); !ok {
-		return none, "", iothub.NewError(iothub.CodeDeviceNotFound, "The device with ID '"+device+"' does not exist.")
-	}
-	clientID := iothub.ClientID(device, module)
-	if _, ok := h.reg.key(clientID); !ok {
-		return none, "", iothub.NewError(iothub.CodeModuleNotFound, "The module with ID '"+module+"' on device '"+device+"' does not exist.")
+	clientID, err := h.target(&req, device, module)
+	if err != nil {
+		return none, "", err
 	}
 	rid := h.nextRID()
 	pending := h.calls.add(rid, clientID)
@@ -77,25 +82,43 @@ func (h *Hub) invoke(ctx context.Context, device, module string, req iothub.Meth
 		TopicName:   iothub.MethodRequestTopic(req.MethodName, rid),
 		Payload:     h.requestPayload(req.Payload),
 	}
-	if e := h.send(ctx, clientID, req.ConnectTimeoutInSeconds, pk); e != nil {
+	if err := h.send(ctx, clientID, req.ConnectTimeoutInSeconds, pk); err != nil {
 		h.calls.drop(rid)
-		return none, rid, e
+		return none, rid, err
 	}
 	t := time.NewTimer(time.Duration(req.ResponseTimeoutInSeconds) * time.Second)
 	defer t.Stop()
 	select {
 	case r := <-pending.ch:
-		res, e := result(r)
-		return res, rid, e
+		res, err := result(r)
+		return res, rid, err
 	case <-t.C:
 	case <-ctx.Done():
 	case <-h.done:
 	}
 	h.calls.drop(rid)
-	if e := h.stopped(ctx); e != nil {
-		return none, rid, e
+	if err := h.stopped(ctx); err != nil {
+		return none, rid, err
 	}
 	return none, rid, iothub.NewError(iothub.CodeGatewayTimeout, "Timed out waiting for the response from device.")
+}
+
+// target validates req (applying its default response timeout) and returns
+// the client id of the registered identity it is for: 404001 for an unknown
+// device, 404010 for an unknown module. An id holding '/' (from an escaped
+// %2F in a REST path) names no identity, never a device/module pair.
+func (h *Hub) target(req *iothub.MethodRequest, device, module string) (string, error) {
+	if err := checkRequest(req); err != nil {
+		return "", err
+	}
+	if _, ok := h.reg.key(device); !ok || strings.Contains(device, "/") {
+		return "", iothub.NewError(iothub.CodeDeviceNotFound, "The device with ID '"+device+"' does not exist.")
+	}
+	clientID := iothub.ClientID(device, module)
+	if _, ok := h.reg.key(clientID); !ok || strings.Contains(module, "/") {
+		return "", iothub.NewError(iothub.CodeModuleNotFound, "The module with ID '"+module+"' on device '"+device+"' does not exist.")
+	}
+	return clientID, nil
 }
 
 // sendAttempts bounds how often send tries again after a write failed
@@ -108,7 +131,7 @@ const sendAttempts = 3
 // a takeover marked it is closed by the time it is written to: the write
 // fails and send looks again, which finds (or waits for) the successor.
 // Otherwise the call fails with 404103.
-func (h *Hub) send(ctx context.Context, clientID string, connectTimeoutSeconds int, pk packets.Packet) *iothub.Error {
+func (h *Hub) send(ctx context.Context, clientID string, connectTimeoutSeconds int, pk packets.Packet) error {
 	deadline := time.Now().Add(time.Duration(connectTimeoutSeconds) * time.Second)
 	for range sendAttempts {
 		cl := h.presence.await(ctx, clientID, time.Until(deadline), h.done)
@@ -120,22 +143,23 @@ func (h *Hub) send(ctx context.Context, clientID string, connectTimeoutSeconds i
 		case <-ctx.Done():
 		case <-h.done:
 		}
-		if e := h.stopped(ctx); e != nil {
-			return e
+		if err := h.stopped(ctx); err != nil {
+			return err
 		}
 		if cl.WritePacket(pk) == nil {
 			return nil
 		}
 	}
-	if e := h.stopped(ctx); e != nil {
-		return e
+	if err := h.stopped(ctx); err != nil {
+		return err
 	}
 	return notOnline(connectTimeoutSeconds)
 }
 
 // checkRequest validates a request given to Invoke directly (the REST path
-// has validated it already) and applies the default response timeout.
-func (h *Hub) checkRequest(req *iothub.MethodRequest) *iothub.Error {
+// has validated it already) and applies the default response timeout. The
+// error is an *iothub.Error: 400004 ArgumentInvalid or 413001.
+func checkRequest(req *iothub.MethodRequest) error {
 	if req.ResponseTimeoutInSeconds == 0 {
 		req.ResponseTimeoutInSeconds = iothub.DefaultResponseTimeout
 	}
@@ -152,9 +176,9 @@ func (h *Hub) checkRequest(req *iothub.MethodRequest) *iothub.Error {
 	return nil
 }
 
-// stopped returns the error for a wait that ended because the hub closed or
-// the caller gave up, nil otherwise.
-func (h *Hub) stopped(ctx context.Context) *iothub.Error {
+// stopped returns the error for a wait that ended because the hub closed
+// (503001) or the caller gave up (500001), nil otherwise.
+func (h *Hub) stopped(ctx context.Context) error {
 	select {
 	case <-h.done:
 		return iothub.NewError(iothub.CodeServiceUnavailable, "The local hub is shutting down.")
@@ -178,8 +202,9 @@ func (h *Hub) requestPayload(p json.RawMessage) []byte {
 	return []byte("null")
 }
 
-// result turns a device reply into the caller's result (see Invoke).
-func result(r reply) (iothub.MethodResult, *iothub.Error) {
+// result turns a device reply into the caller's result (see Invoke); a
+// reply over 128 KB is an *iothub.Error with code 413001.
+func result(r reply) (iothub.MethodResult, error) {
 	p := r.payload
 	switch {
 	case len(bytes.TrimSpace(p)) == 0:
@@ -192,7 +217,9 @@ func result(r reply) (iothub.MethodResult, *iothub.Error) {
 	return iothub.MethodResult{Status: r.status, Payload: p}, nil
 }
 
-func notOnline(connectTimeout int) *iothub.Error {
+// notOnline is the 404103 DeviceNotOnline error of a call that waited
+// connectTimeout seconds.
+func notOnline(connectTimeout int) error {
 	e := iothub.NewError(iothub.CodeDeviceNotOnline, "The operation failed because the requested device isn't online or hasn't registered the direct method callback. To learn more, see https://aka.ms/iothub404103")
 	e.Info = json.RawMessage(fmt.Sprintf(`{"timeout":"%02d:%02d:%02d"}`, connectTimeout/3600, connectTimeout/60%60, connectTimeout%60))
 	return e

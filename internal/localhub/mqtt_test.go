@@ -21,12 +21,13 @@ import (
 // otherKey is a valid base64 key that is nobody's.
 const otherKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
-// TestConnectRefused: every bad login is CONNACK 5 and the identity's live
-// session is neither kicked nor disturbed.
+// TestConnectRefused: every bad login is CONNACK 5, reported with its
+// reason, and the identity's live session is neither kicked nor disturbed.
 func TestConnectRefused(t *testing.T) {
 	th := startHub(t, localhub.Options{Devices: []string{"dev1", "dev2"}})
 	live := th.mustConnect(t, "dev1")
 	live.subscribe(t, 0, echo)
+	start := th.events.mark()
 	good := th.creds(t, "dev1", time.Hour)
 	sign := func(resource, key string, ttl time.Duration) string {
 		tok, err := iothub.Sign(resource, key, "", time.Now().Add(ttl))
@@ -38,36 +39,52 @@ func TestConnectRefused(t *testing.T) {
 	cases := []struct {
 		name string
 		edit func(*deviceCreds)
+		want error // the refusal's reason (Event.Err)
 	}{
-		{"wrong device key", func(c *deviceCreds) { c.password = sign("localhost/devices/dev1", otherKey, time.Hour) }},
+		{"wrong device key", func(c *deviceCreds) { c.password = sign("localhost/devices/dev1", otherKey, time.Hour) }, iothub.ErrSASSignature},
 		{"expired token", func(c *deviceCreds) {
 			cs, _ := iothub.ParseDeviceConnectionString(th.Info().Devices["dev1"])
 			c.password = sign("localhost/devices/dev1", cs.SharedAccessKey, -time.Minute)
-		}},
+		}, iothub.ErrSASExpired},
 		{"token for another device", func(c *deviceCreds) {
 			cs, _ := iothub.ParseDeviceConnectionString(th.Info().Devices["dev1"])
 			c.password = sign("localhost/devices/dev2", cs.SharedAccessKey, time.Hour)
-		}},
+		}, iothub.ErrSASAudience},
 		{"token for another hub", func(c *deviceCreds) {
 			cs, _ := iothub.ParseDeviceConnectionString(th.Info().Devices["dev1"])
 			c.password = sign("otherhub/devices/dev1", cs.SharedAccessKey, time.Hour)
-		}},
-		{"tampered signature", func(c *deviceCreds) { c.password = strings.Replace(c.password, "sig=", "sig=A", 1) }},
-		{"not a SAS token", func(c *deviceCreds) { c.password = "secret" }},
-		{"no api-version in username", func(c *deviceCreds) { c.username = "localhost/dev1/" }},
-		{"username for another host", func(c *deviceCreds) { c.username = "otherhub/dev1/?api-version=2021-04-12" }},
-		{"client id differs from username", func(c *deviceCreds) { c.username = "localhost/dev2/?api-version=2021-04-12" }},
+		}, iothub.ErrSASAudience},
+		// One more base64 character: the signature no longer decodes.
+		{"tampered signature", func(c *deviceCreds) { c.password = strings.Replace(c.password, "sig=", "sig=A", 1) }, iothub.ErrSASMalformed},
+		{"not a SAS token", func(c *deviceCreds) { c.password = "secret" }, iothub.ErrSASMalformed},
+		{"no password", func(c *deviceCreds) { c.password = "" }, localhub.ErrNoPassword},
+		{"policy without DeviceConnect", func(c *deviceCreds) {
+			svc, _ := iothub.ParseServiceConnectionString(th.info.ServiceConnectionString)
+			tok, err := iothub.Sign("localhost/devices/dev1", svc.SharedAccessKey, "service", time.Now().Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.password = tok
+		}, localhub.ErrPolicy},
+		{"no api-version in username", func(c *deviceCreds) { c.username = "localhost/dev1/" }, localhub.ErrUsername},
+		{"username for another host", func(c *deviceCreds) { c.username = "otherhub/dev1/?api-version=2021-04-12" }, localhub.ErrUsername},
+		{"client id differs from username", func(c *deviceCreds) { c.username = "localhost/dev2/?api-version=2021-04-12" }, localhub.ErrClientID},
 		{"unregistered device", func(c *deviceCreds) {
 			c.clientID, c.username = "ghost", "localhost/ghost/?api-version=2021-04-12"
-		}},
+		}, localhub.ErrUnknownIdentity},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := good
 			tc.edit(&c)
+			mark := th.events.mark()
 			_, err := th.connect(t, c, nil)
 			if !errors.Is(err, packets.ErrorRefusedNotAuthorised) {
 				t.Fatalf("connect error %v, want CONNACK 5 (%v)", err, packets.ErrorRefusedNotAuthorised)
+			}
+			e := th.events.wait(t, mark, "the refusal of "+c.clientID, is(localhub.EventConnRefused, c.clientID))
+			if e.ReturnCode != localhub.ReturnCodeNotAuthorized || !errors.Is(e.Err, tc.want) {
+				t.Errorf("refusal reported with return code %d, reason %v; want %d, %v", e.ReturnCode, e.Err, localhub.ReturnCodeNotAuthorized, tc.want)
 			}
 		})
 	}
@@ -79,9 +96,9 @@ func TestConnectRefused(t *testing.T) {
 		t.Fatalf("live session was disconnected: %v", err)
 	default:
 	}
-	if !strings.Contains(th.logs.String(), "mqtt connection refused") {
-		t.Error("refusals were not logged")
-	}
+	th.events.none(t, start, "end of the live session", func(e localhub.Event) bool {
+		return e.ClientID == "dev1" && (e.Kind == localhub.EventKicked || e.Kind == localhub.EventDisconnected)
+	})
 	if strings.Contains(th.logs.String(), "sig=") {
 		t.Error("a token leaked into the logs")
 	}
@@ -131,15 +148,15 @@ func TestNewConnectionKicksOld(t *testing.T) {
 	th := startHub(t, localhub.Options{})
 	first := th.mustConnect(t, "dev1")
 	first.subscribe(t, 0, func(request) (int, []byte, bool) { return 500, []byte(`"old"`), true })
+	mark := th.events.mark()
 	second := th.mustConnect(t, "dev1")
 	first.waitLost(t)
+	th.events.wait(t, mark, "the kick", is(localhub.EventKicked, "dev1"))
+	th.events.wait(t, mark, "the old connection's end", isErr(localhub.EventDisconnected, "dev1", localhub.ErrKicked))
 	second.subscribe(t, 0, func(request) (int, []byte, bool) { return 200, []byte(`"new"`), true })
 	r := th.invoke(t, "dev1", "", iothub.MethodRequest{MethodName: "who"})
 	if string(r.body) != `{"status":200,"payload":"new"}` {
 		t.Fatalf("got %d %s, want the new connection's reply", r.status, r.body)
-	}
-	if !strings.Contains(th.logs.String(), "mqtt connection kicked") {
-		t.Error("kick was not logged")
 	}
 }
 
@@ -176,8 +193,10 @@ func TestForbiddenTrafficDisconnects(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			d := th.mustConnect(t, "dev1")
+			mark := th.events.mark()
 			tc.do(d.c).WaitTimeout(time.Second) // may never complete: the hub hangs up
 			d.waitLost(t)
+			th.events.wait(t, mark, "the hub to end the connection as forbidden", isErr(localhub.EventDisconnected, "dev1", localhub.ErrForbidden))
 		})
 	}
 }
@@ -242,11 +261,10 @@ func TestPersistentSession(t *testing.T) {
 				t.Fatal(err)
 			}
 			first.subscribe(t, 0, echo)
+			mark := th.events.mark()
 			first.c.Disconnect(100)
-			eventually(t, "the hub to see the device offline", func() bool {
-				r := th.invoke(t, "dev1", "", iothub.MethodRequest{MethodName: "m"})
-				return r.status == 404
-			})
+			th.events.wait(t, mark, "the hub to see the device disconnect", is(localhub.EventDisconnected, "dev1"))
+			wantError(t, th.invoke(t, "dev1", "", iothub.MethodRequest{MethodName: "m"}), iothub.CodeDeviceNotOnline)
 			// Reconnect with a fresh token and no SUBSCRIBE.
 			second, err := th.connect(t, th.creds(t, "dev1", time.Hour), clean)
 			if err != nil {
@@ -265,11 +283,17 @@ func TestPersistentSession(t *testing.T) {
 	}
 }
 
-// TestExpiredTokenDisconnects: a token expiring on a live connection ends it.
+// TestExpiredTokenDisconnects: a token expiring on a live connection ends
+// it, reported with the token's expiry.
 func TestExpiredTokenDisconnects(t *testing.T) {
 	th := startHub(t, localhub.Options{})
 	start := time.Now()
-	d, err := th.connect(t, th.creds(t, "dev1", 2*time.Second), nil)
+	c := th.creds(t, "dev1", 2*time.Second)
+	tok, err := iothub.ParseSAS(c.password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := th.connect(t, c, nil)
 	if err != nil {
 		t.Fatalf("connect with a short-lived token: %v", err)
 	}
@@ -280,7 +304,11 @@ func TestExpiredTokenDisconnects(t *testing.T) {
 	if el := time.Since(start); el < time.Second {
 		t.Errorf("disconnected after %v, before the token expired", el)
 	}
-	eventually(t, "the expiry to be logged", func() bool { return strings.Contains(th.logs.String(), "mqtt token expired") })
+	e := th.events.wait(t, 0, "the expiry", is(localhub.EventTokenExpired, "dev1"))
+	if !e.Expiry.Equal(tok.Expiry) {
+		t.Errorf("expiry reported as %v, want the token's %v", e.Expiry, tok.Expiry)
+	}
+	th.events.wait(t, 0, "the connection's end", isErr(localhub.EventDisconnected, "dev1", localhub.ErrTokenExpired))
 }
 
 // TestProtocolVersion: only MQTT 3.1.1 is accepted.
@@ -289,6 +317,10 @@ func TestProtocolVersion(t *testing.T) {
 	_, err := th.connect(t, th.creds(t, "dev1", time.Hour), func(o *paho.ClientOptions) { o.SetProtocolVersion(3) })
 	if !errors.Is(err, packets.ErrorRefusedBadProtocolVersion) {
 		t.Fatalf("MQTT 3.1 connect: %v, want CONNACK 1", err)
+	}
+	e := th.events.wait(t, 0, "the refusal", is(localhub.EventConnRefused, "dev1"))
+	if e.ReturnCode != localhub.ReturnCodeBadProtocol || !errors.Is(e.Err, localhub.ErrProtocolVersion) {
+		t.Errorf("refusal reported with return code %d, reason %v; want %d, %v", e.ReturnCode, e.Err, localhub.ReturnCodeBadProtocol, localhub.ErrProtocolVersion)
 	}
 }
 
@@ -300,6 +332,7 @@ func TestWillTopicRestricted(t *testing.T) {
 	if !errors.Is(err, packets.ErrorRefusedNotAuthorised) {
 		t.Fatalf("will on foo/bar: %v, want CONNACK 5", err)
 	}
+	th.events.wait(t, 0, "the refusal", isErr(localhub.EventConnRefused, "dev1", localhub.ErrWillTopic))
 	d, err := th.connect(t, th.creds(t, "dev1", time.Hour), func(o *paho.ClientOptions) {
 		o.SetWill("devices/dev1/messages/events/", "gone", 0, false)
 	})
@@ -320,7 +353,9 @@ func TestReplyAfterReconnect(t *testing.T) {
 		done <- th.invoke(t, "dev1", "", iothub.MethodRequest{MethodName: "m", ResponseTimeoutInSeconds: 30})
 	}()
 	req := <-seen
+	mark := th.events.mark()
 	first.c.Disconnect(0)
+	th.events.wait(t, mark, "the hub to see the device drop", is(localhub.EventDisconnected, "dev1"))
 	select {
 	case r := <-done:
 		t.Fatalf("call ended when the device dropped: %d %s", r.status, r.body)
@@ -352,13 +387,15 @@ func TestInheritedSubscriptionDeliverableAtConnack(t *testing.T) {
 		t.Fatal(err)
 	}
 	first.subscribe(t, 0, echo)
+	mark := th.events.mark()
 	first.c.Disconnect(100)
 	for i := range 100 {
 		// Wait on the hub's own record of the disconnect: a call racing it
 		// would go to the dying connection and wait out its timeout.
-		eventually(t, "the hub to see the device offline", func() bool {
-			return strings.Count(th.logs.String(), "mqtt disconnected") == i+1
-		})
+		e := th.events.wait(t, mark, "the hub to see the device offline", is(localhub.EventDisconnected, "dev1"))
+		if e.Err != nil {
+			t.Fatalf("reconnect %d: the DISCONNECT was reported as %v, want a clean disconnect", i, e.Err)
+		}
 		d, err := th.connect(t, th.creds(t, "dev1", time.Hour), keep)
 		if err != nil {
 			t.Fatal(err)
@@ -368,6 +405,7 @@ func TestInheritedSubscriptionDeliverableAtConnack(t *testing.T) {
 		if string(r.body) != `{"status":200,"payload":"x"}` {
 			t.Fatalf("reconnect %d: got %d %s, want the inherited subscription to deliver at once", i, r.status, r.body)
 		}
+		mark = th.events.mark()
 		d.c.Disconnect(100)
 	}
 }
@@ -421,16 +459,17 @@ func TestTakeoverKeepsIdentityCallable(t *testing.T) {
 		wg.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
 				payload := fmt.Sprintf(`"w%d-%d"`, w, i)
-				res, e := th.Hub.Invoke(context.Background(), "dev1", "", iothub.MethodRequest{
+				res, err := th.Hub.Invoke(context.Background(), "dev1", "", iothub.MethodRequest{
 					MethodName: "m", Payload: []byte(payload), ResponseTimeoutInSeconds: 5})
 				calls.Add(1)
+				var e *iothub.Error
 				switch {
-				case e == nil:
+				case err == nil:
 					cur.answered(payload)
 					if string(res.Payload) != payload {
 						t.Errorf("call %s answered with %s", payload, res.Payload)
 					}
-				case e.Code == iothub.CodeDeviceNotOnline:
+				case errors.As(err, &e) && e.Code == iothub.CodeDeviceNotOnline:
 					notOnline.Add(1)
 				default:
 					// Not what this test checks: a request written to a
@@ -438,7 +477,7 @@ func TestTakeoverKeepsIdentityCallable(t *testing.T) {
 					// (about one call in 12 runs; the kick resets a
 					// connection whose input the hub had not read).
 					other.Add(1)
-					t.Logf("call %s failed: %v", payload, e)
+					t.Logf("call %s failed: %v", payload, err)
 				}
 			}
 		})

@@ -5,33 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strings"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/methodd/methodd/internal/logkey"
 	"github.com/methodd/methodd/iothub"
 )
 
-// Limits the real hub applies to device connections (§3.2, §3.3).
+// Limits the real hub applies to device connections (§3.2).
 const (
-	maxSubscriptions = 5
-	maxKeepalive     = 1177 // seconds; the hub closes after 1.5 × keep-alive, capped at 1767 s
-	mqttVersion311   = 4
-)
-
-// Reasons a connection ends, as logged and as seen in OnDisconnect.
-var (
-	errKicked       = errors.New("a new connection of the same identity replaced this one")
-	errTokenExpired = errors.New("SAS token expired on a live connection")
-	errShuttingDown = errors.New("the hub is shutting down")
+	maxKeepalive   = 1177 // seconds; the hub closes after 1.5 × keep-alive, capped at 1767 s
+	mqttVersion311 = 4
 )
 
 // hook is the broker hook that makes mochi behave like IoT Hub: SAS
 // authentication, one connection per identity, IoT Hub topics only, method
-// replies routed to pending calls.
+// replies routed to pending calls. It logs and reports (Options.OnEvent)
+// what happens to connections.
 type hook struct {
 	mqtt.HookBase
 	h *Hub
@@ -53,7 +45,7 @@ func (k *hook) Provides(b byte) bool {
 // the keep-alive as the hub does.
 func (k *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if pk.ProtocolVersion != mqttVersion311 {
-		k.h.logConn(slog.LevelWarn, "mqtt connection refused", cl, "reason", fmt.Sprintf("MQTT protocol level %d; only 3.1.1 (4) is supported", pk.ProtocolVersion))
+		k.h.refuse(cl, packets.ErrUnsupportedProtocolVersion, fmt.Errorf("%w: got protocol level %d", ErrProtocolVersion, pk.ProtocolVersion))
 		_ = k.h.broker.SendConnack(cl, packets.ErrUnsupportedProtocolVersion, false, nil)
 		return packets.ErrUnsupportedProtocolVersion
 	}
@@ -67,11 +59,26 @@ func (k *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 // failure the broker answers CONNACK 5 (not authorized) and no existing
 // session is touched.
 func (k *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	if _, err := k.h.authenticate(pk); err != nil {
-		k.h.logConn(slog.LevelWarn, "mqtt connection refused", cl, "reason", err.Error())
+	if err := k.h.authenticate(pk); err != nil {
+		k.h.refuse(cl, packets.ErrBadUsernameOrPassword, err)
 		return false
 	}
 	return true
+}
+
+// refuse logs and reports a CONNECT that is answered with code.
+func (h *Hub) refuse(cl *mqtt.Client, code packets.Code, err error) {
+	h.logConn(slog.LevelWarn, "mqtt connection refused", cl, logkey.Reason, err.Error())
+	h.emit(Event{Kind: EventConnRefused, ClientID: cl.ID, ReturnCode: connackCode(cl, code), Err: err})
+}
+
+// connackCode is the return code mochi writes for code: the MQTT 3.1.1 one
+// for clients below MQTT 5.
+func connackCode(cl *mqtt.Client, code packets.Code) byte {
+	if v3, ok := packets.V5CodesToV3[code]; ok && cl.Properties.ProtocolVersion < 5 {
+		return v3.Code
+	}
+	return code.Code
 }
 
 // OnACLCheck allows everything: topic rules are enforced in OnPacketRead,
@@ -102,8 +109,9 @@ func (k *hook) kick(old *mqtt.Client) {
 	if old.Closed() {
 		return
 	}
-	k.h.logConn(slog.LevelInfo, "mqtt connection kicked", old, "reason", errKicked.Error())
-	old.Stop(errKicked)
+	k.h.logConn(slog.LevelInfo, "mqtt connection kicked", old, logkey.Reason, ErrKicked.Error())
+	k.h.emit(Event{Kind: EventKicked, ClientID: old.ID})
+	old.Stop(ErrKicked)
 }
 
 // OnPacketEncode records the live session as its successful CONNACK is
@@ -133,37 +141,49 @@ func isConnackOK(pk packets.Packet) bool {
 }
 
 // OnSessionEstablished arms the token-expiry timer of the session recorded
-// at its CONNACK and logs the connection.
+// at its CONNACK, then logs and reports the connection.
 func (k *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	if tok, err := iothub.ParseSAS(string(pk.Connect.Password)); err == nil {
 		k.h.presence.arm(cl, k.h.expireAt(cl, tok.Expiry))
 	}
 	_, subscribed := cl.State.Subscriptions.Get(iothub.MethodsSubscription)
-	k.h.logConn(slog.LevelInfo, "mqtt connected", cl, "cleanSession", pk.Connect.Clean,
-		"keepalive", cl.State.Keepalive, "methodsSubscribed", subscribed)
+	k.h.logConn(slog.LevelInfo, "mqtt connected", cl, logkey.CleanSession, pk.Connect.Clean,
+		logkey.Keepalive, cl.State.Keepalive, logkey.MethodsSubscribed, subscribed)
+	k.h.emit(Event{Kind: EventConnected, ClientID: cl.ID, CleanSession: pk.Connect.Clean, Subscribed: subscribed})
 }
 
-// OnDisconnect forgets the session and logs why it ended.
-func (k *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+// OnDisconnect forgets the session, then logs and reports why it ended.
+func (k *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	if s := k.h.presence.remove(cl); s != nil && s.timer != nil {
 		s.timer.Stop()
 	}
+	cause := disconnectCause(cl, err)
+	if !errors.Is(cause, ErrKicked) { // a kick is logged as such
+		reason := "client disconnected"
+		if cause != nil {
+			reason = cause.Error()
+		}
+		k.h.logConn(slog.LevelInfo, "mqtt disconnected", cl, logkey.Reason, reason)
+	}
+	k.h.emit(Event{Kind: EventDisconnected, ClientID: cl.ID, Err: cause})
+}
+
+// disconnectCause is why cl ended: nil when it sent DISCONNECT, else the
+// reason it was stopped for, else the error that ended its read loop.
+func disconnectCause(cl *mqtt.Client, err error) error {
 	cause := cl.StopCause()
-	if errors.Is(cause, errKicked) {
-		return // already logged as kicked
-	}
-	reason := "client disconnected"
 	switch {
+	case errors.Is(cause, packets.CodeDisconnect):
+		return nil
 	case cause != nil:
-		reason = cause.Error()
-	case err != nil:
-		reason = err.Error()
+		return cause
 	}
-	k.h.logConn(slog.LevelInfo, "mqtt disconnected", cl, "reason", reason)
+	return err
 }
 
 // OnPacketRead enforces the topic rules of §3.3 before the broker acts on a
-// packet. A violation returns ErrRejectPacket, which ends the connection.
+// packet. A violation returns ErrRejectPacket (wrapping ErrForbidden), which
+// ends the connection.
 func (k *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	var err error
 	switch pk.FixedHeader.Type {
@@ -173,7 +193,7 @@ func (k *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		err = k.h.checkSubscribe(cl, pk)
 	}
 	if err != nil {
-		return pk, fmt.Errorf("%w: %v", packets.ErrRejectPacket, err)
+		return pk, fmt.Errorf("%w: %w", packets.ErrRejectPacket, err)
 	}
 	return pk, nil
 }
@@ -184,105 +204,52 @@ func (k *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 func (k *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 	for i, f := range pk.Filters {
 		if f.Filter == iothub.MethodsSubscription && i < len(codes) && codes[i] < 0x80 {
-			k.h.presence.setSubscribed(cl, true)
+			if k.h.presence.setSubscribed(cl, true) {
+				k.h.emit(Event{Kind: EventSubscribed, ClientID: cl.ID})
+			}
 		}
 	}
 }
 
+// OnUnsubscribed marks the identity no longer subscribed to methods.
 func (k *hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 	for _, f := range pk.Filters {
 		if f.Filter == iothub.MethodsSubscription {
-			k.h.presence.setSubscribed(cl, false)
+			if k.h.presence.setSubscribed(cl, false) {
+				k.h.emit(Event{Kind: EventUnsubscribed, ClientID: cl.ID})
+			}
 		}
 	}
 }
 
 // OnPublish consumes everything a device may publish: method replies go to
-// their pending call, telemetry is accepted and discarded. Nothing reaches
-// other subscribers; QoS 1 publishes are still acknowledged.
+// their pending call (or are logged, reported and dropped), telemetry is
+// accepted and discarded. Nothing reaches other subscribers; QoS 1
+// publishes are still acknowledged.
 func (k *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if iothub.IsMethodResponseTopic(pk.TopicName) {
 		if status, rid, err := iothub.ParseMethodResponseTopic(pk.TopicName); err == nil {
-			k.h.calls.resolve(cl.ID, rid, reply{status: status, payload: pk.Payload})
+			k.h.deliver(cl, rid, reply{status: status, payload: pk.Payload})
 		}
 	}
 	return pk, packets.CodeSuccessIgnore
 }
 
-// authenticate checks a CONNECT packet (§3.2) and returns the SAS expiry.
-func (h *Hub) authenticate(pk packets.Packet) (time.Time, error) {
-	u, err := iothub.ParseUsername(string(pk.Connect.Username))
-	if err != nil {
-		return time.Time{}, fmt.Errorf("username: %w", err)
+// deliver hands a reply from cl to its pending call, or logs and reports
+// why it was dropped.
+func (h *Hub) deliver(cl *mqtt.Client, rid string, r reply) {
+	err := h.calls.resolve(cl.ID, rid, r)
+	if err == nil {
+		return
 	}
-	if !h.isHubHost(u.Host) {
-		return time.Time{}, fmt.Errorf("username host %q is not this hub (%s)", u.Host, HostName)
-	}
-	if u.ClientID != pk.Connect.ClientIdentifier {
-		return time.Time{}, fmt.Errorf("client id %q differs from the username's %q", pk.Connect.ClientIdentifier, u.ClientID)
-	}
-	device, module := iothub.SplitClientID(u.ClientID)
-	key, ok := h.reg.key(u.ClientID)
-	if !ok {
-		return time.Time{}, fmt.Errorf("identity %q is not registered", u.ClientID)
-	}
-	if !pk.Connect.PasswordFlag {
-		return time.Time{}, errors.New("no password (SAS token) given; X.509 client certificates are not supported")
-	}
-	tok, err := iothub.ParseSAS(string(pk.Connect.Password))
-	if err != nil {
-		return time.Time{}, fmt.Errorf("password: %w", err)
-	}
-	if tok.SKN != "" { // a device signing with a hub policy key (§1.1)
-		if key, ok = h.reg.policyKey(tok.SKN); !ok || tok.SKN != policyOwner {
-			return time.Time{}, fmt.Errorf("policy %q may not connect devices", tok.SKN)
-		}
-	}
-	if err := tok.Verify(key, h.opts.Now()); err != nil {
-		return time.Time{}, err
-	}
-	if err := h.checkAudience(tok, iothub.IdentityResource(HostName, device, module)); err != nil {
-		return time.Time{}, err
-	}
-	if pk.Connect.WillFlag && !isTelemetryTopic(u.ClientID, pk.Connect.WillTopic) {
-		return time.Time{}, fmt.Errorf("will topic %q is not this identity's telemetry topic", pk.Connect.WillTopic)
-	}
-	return tok.Expiry, nil
+	h.log.Warn("method reply dropped", logkey.ClientID, cl.ID, logkey.RequestID, rid,
+		logkey.Status, r.status, logkey.Reason, err.Error())
+	h.emit(Event{Kind: EventReplyDropped, ClientID: cl.ID, RequestID: rid, Status: r.status, Err: err})
 }
 
-// isHubHost reports whether host names this hub, with or without a port.
-func (h *Hub) isHubHost(host string) bool {
-	if strings.EqualFold(host, HostName) {
-		return true
-	}
-	name, _, err := net.SplitHostPort(host)
-	return err == nil && strings.EqualFold(name, HostName)
-}
-
-// checkAudience verifies that the token's resource covers target; the host
-// segment of the resource may carry a port (clients sign the HostName they
-// were given, and the service string's HostName has one).
-func (h *Hub) checkAudience(tok iothub.SAS, target string) error {
-	res, err := tok.Resource()
-	if err != nil {
-		return err
-	}
-	host, rest, _ := strings.Cut(res, "/")
-	if !h.isHubHost(host) {
-		return fmt.Errorf("%w: resource host %q", iothub.ErrSASAudience, host)
-	}
-	granted := HostName
-	if rest != "" {
-		granted += "/" + rest
-	}
-	if !iothub.ResourceCovers(granted, target) {
-		return fmt.Errorf("%w: %q does not cover %q", iothub.ErrSASAudience, res, target)
-	}
-	return nil
-}
-
-// expireAt disconnects cl when its token expires. Scheduling uses real
-// timers; the decision uses Options.Now, so a test clock can hold it off.
+// expireAt disconnects cl when its token expires, reporting
+// EventTokenExpired. Scheduling uses real timers; the decision uses
+// Options.Now, so a test clock can hold it off.
 func (h *Hub) expireAt(cl *mqtt.Client, expiry time.Time) *time.Timer {
 	var fire func()
 	fire = func() {
@@ -293,73 +260,15 @@ func (h *Hub) expireAt(cl *mqtt.Client, expiry time.Time) *time.Timer {
 			time.AfterFunc(d, fire)
 			return
 		}
-		h.logConn(slog.LevelInfo, "mqtt token expired", cl, "expiry", expiry)
-		cl.Stop(errTokenExpired)
+		h.logConn(slog.LevelInfo, "mqtt token expired", cl, logkey.Expiry, expiry)
+		h.emit(Event{Kind: EventTokenExpired, ClientID: cl.ID, Expiry: expiry})
+		cl.Stop(ErrTokenExpired)
 	}
 	return time.AfterFunc(max(expiry.Sub(h.opts.Now()), 0), fire)
 }
 
-// checkPublish allows method replies and the identity's own telemetry, at
-// QoS 0 or 1 (§3.3, §4.3).
-func (h *Hub) checkPublish(clientID string, pk packets.Packet) error {
-	if pk.FixedHeader.Qos > 1 {
-		return fmt.Errorf("publish with QoS %d to %q", pk.FixedHeader.Qos, pk.TopicName)
-	}
-	if iothub.IsMethodResponseTopic(pk.TopicName) {
-		if _, _, err := iothub.ParseMethodResponseTopic(pk.TopicName); err != nil {
-			return fmt.Errorf("publish to %q: %w", pk.TopicName, err)
-		}
-		return nil
-	}
-	if isTelemetryTopic(clientID, pk.TopicName) {
-		return nil
-	}
-	return fmt.Errorf("publish to %q is not allowed", pk.TopicName)
-}
-
-// isTelemetryTopic reports whether topic is clientID's device-to-cloud topic:
-// devices/{d}/messages/events/... or devices/{d}/modules/{m}/messages/events/...
-func isTelemetryTopic(clientID, topic string) bool {
-	device, module := iothub.SplitClientID(clientID)
-	prefix := "devices/" + device + "/messages/events"
-	if module != "" {
-		prefix = "devices/" + device + "/modules/" + module + "/messages/events"
-	}
-	rest, ok := strings.CutPrefix(topic, prefix)
-	return ok && (rest == "" || rest[0] == '/')
-}
-
-// checkSubscribe allows the documented IoT Hub filters only, at most
-// maxSubscriptions per session (§3.3). Twin and cloud-to-device filters are
-// granted (the real hub grants them) but nothing is ever published there.
-func (h *Hub) checkSubscribe(cl *mqtt.Client, pk packets.Packet) error {
-	device, module := iothub.SplitClientID(cl.ID)
-	allowed := map[string]bool{
-		iothub.MethodsSubscription:                true,
-		"$iothub/twin/res/#":                      true,
-		"$iothub/twin/PATCH/properties/desired/#": true,
-	}
-	if module == "" {
-		allowed["devices/"+device+"/messages/devicebound/#"] = true
-	}
-	total := map[string]bool{}
-	for f := range cl.State.Subscriptions.GetAll() {
-		total[f] = true
-	}
-	for _, f := range pk.Filters {
-		if !allowed[f.Filter] {
-			return fmt.Errorf("subscribe to %q is not allowed", f.Filter)
-		}
-		total[f.Filter] = true
-	}
-	if len(total) > maxSubscriptions {
-		return fmt.Errorf("more than %d subscriptions", maxSubscriptions)
-	}
-	return nil
-}
-
 // logConn logs one connection event with the client's identity and address.
 func (h *Hub) logConn(level slog.Level, msg string, cl *mqtt.Client, attrs ...any) {
-	attrs = append([]any{"clientId", cl.ID, "remote", cl.Net.Remote, "listener", cl.Net.Listener}, attrs...)
+	attrs = append([]any{logkey.ClientID, cl.ID, logkey.Remote, cl.Net.Remote, logkey.Listener, cl.Net.Listener}, attrs...)
 	h.log.Log(context.Background(), level, msg, attrs...)
 }

@@ -34,6 +34,15 @@ type Options struct {
 	Logger           *slog.Logger     // nil = discard
 	Now              func() time.Time // nil = time.Now; used for SAS expiry checks
 	Faults           Faults           // test-only switches, zero = faithful
+
+	// OnEvent, when set, is called with every Event: refused, accepted,
+	// kicked, expired and ended connections, methods subscriptions and
+	// dropped replies, in addition to the logs. It is called synchronously
+	// from the goroutine that handles the connection (or a timer's), from
+	// several at once, and the connection waits for it: it must be safe for
+	// concurrent use and must not block, so it must not call Invoke or
+	// Close either. The Event and its Err may be kept.
+	OnEvent func(Event)
 }
 
 // Faults deliberately break one behaviour each, so conformance tests can

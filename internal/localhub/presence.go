@@ -135,14 +135,21 @@ func (p *presence) arm(cl *mqtt.Client, t *time.Timer) {
 	t.Stop()
 }
 
-// setSubscribed marks whether cl (if live) holds the methods subscription.
-func (p *presence) setSubscribed(cl *mqtt.Client, on bool) {
+// setSubscribed marks whether cl holds the methods subscription and
+// reports whether cl is its identity's live client; a client that is not
+// live is left alone.
+func (p *presence) setSubscribed(cl *mqtt.Client, on bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if s, ok := p.live[cl.ID]; ok && s.cl == cl && s.subscribed != on {
+	s, ok := p.live[cl.ID]
+	if !ok || s.cl != cl {
+		return false
+	}
+	if s.subscribed != on {
 		s.subscribed = on
 		p.notifyLocked()
 	}
+	return true
 }
 
 // ready returns the client of id if it is connected, subscribed and not

@@ -3,13 +3,15 @@ package localhub
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
+	"path"
 	"strings"
 
+	"github.com/methodd/methodd/internal/logkey"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -21,87 +23,105 @@ const jsonContentType = "application/json; charset=utf-8"
 
 // restAPI serves the service REST API (§5):
 //
-//	POST /twins/{d}/methods
-//	POST /twins/{d}/modules/{m}/methods
+//	POST /twins/{device}/methods
+//	POST /twins/{device}/modules/{module}/methods
 //
-// IDs are path-unescaped. The api-version query parameter is required (any
-// value; 400004 without it, as the real hub answers 400). Authorization is a
-// service SAS whose skn names a policy with ServiceConnect (iothubowner or
-// service), verified with that policy's key, whose resource covers the hub
-// host with or without a port; anything else is 401 401002. Other paths are
-// 404, other HTTP methods 405 405001.
-type restAPI struct{ h *Hub }
+// IDs are path-unescaped, each within its own segment: an escaped "/"
+// (%2F) belongs to the ID, it never separates a device from a module. The
+// api-version query parameter is required (any value; 400004 without it,
+// as the real hub answers 400). Authorization is a service SAS whose skn
+// names a policy with ServiceConnect (iothubowner or service), verified
+// with that policy's key, whose resource covers the hub host with or
+// without a port; anything else is 401 401002. Other HTTP methods on these
+// paths are 405 405001 with "Allow: POST"; every other path, including a
+// non-canonical one ("//", "/./", "/../"), is 404 with ASP.NET's body.
+type restAPI struct {
+	h   *Hub
+	mux *http.ServeMux
+}
 
+// newRESTHandler returns the service API's handler.
+func newRESTHandler(h *Hub) http.Handler {
+	a := &restAPI{h: h, mux: http.NewServeMux()}
+	a.mux.HandleFunc("POST /twins/{device}/methods", a.invoke)
+	a.mux.HandleFunc("POST /twins/{device}/modules/{module}/methods", a.invoke)
+	// The method-less patterns catch the other HTTP methods, and "/" every
+	// other path, so that ServeMux's plain-text 404 and 405 never answer.
+	a.mux.HandleFunc("/twins/{device}/methods", a.methodNotAllowed)
+	a.mux.HandleFunc("/twins/{device}/modules/{module}/methods", a.methodNotAllowed)
+	a.mux.HandleFunc("/", a.notFound)
+	return a
+}
+
+// ServeHTTP routes r. Non-canonical paths are answered here: ServeMux
+// would redirect them to their cleaned form.
 func (a *restAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	device, module, ok := methodsRoute(r.URL)
-	if !ok {
+	if p := r.URL.EscapedPath(); cleanPath(p) != p {
 		a.notFound(w, r)
 		return
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		a.fail(w, r, iothub.NewError(iothub.CodeMethodNotAllowed, "The requested resource does not support http method '"+r.Method+"'."))
+	a.mux.ServeHTTP(w, r)
+}
+
+// cleanPath is ServeMux's canonical form of p: rooted, path.Clean'ed, with
+// a trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if strings.HasSuffix(p, "/") && np != "/" {
+		np += "/"
+	}
+	return np
+}
+
+// invoke serves both methods routes; the module is "" on the device route.
+func (a *restAPI) invoke(w http.ResponseWriter, r *http.Request) {
+	req, err := a.request(r)
+	if err != nil {
+		a.fail(w, r, err)
 		return
 	}
-	if err := a.authorize(r); err != nil {
-		a.h.log.Warn("rest request unauthorized", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", err.Error())
-		a.fail(w, r, iothub.NewError(iothub.CodeUnauthorized, "Unauthorized"))
-		return
-	}
-	if r.URL.Query().Get("api-version") == "" {
-		a.fail(w, r, iothub.NewError(iothub.CodeArgumentInvalid, "The api-version query parameter is required."))
-		return
-	}
-	body, e := readBody(r)
-	if e != nil {
-		a.fail(w, r, e)
-		return
-	}
-	req, e := iothub.DecodeMethodRequest(body)
-	if e != nil {
-		a.fail(w, r, e)
-		return
-	}
-	res, e := a.h.Invoke(r.Context(), device, module, req)
-	if e != nil {
-		a.fail(w, r, e)
+	res, err := a.h.Invoke(r.Context(), r.PathValue("device"), r.PathValue("module"), req)
+	if err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	hd := w.Header()
 	if !a.h.opts.Faults.OmitJSONContentType {
 		hd.Set("Content-Type", jsonContentType)
 	}
-	hd.Set("x-ms-request-id", newRequestID())
+	hd.Set("x-ms-request-id", iothub.NewRequestID())
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(iothub.EncodeMethodResult(res.Status, res.Payload))
 }
 
-// methodsRoute extracts the identity from a methods path.
-func methodsRoute(u *url.URL) (device, module string, ok bool) {
-	seg := strings.Split(u.EscapedPath(), "/")
-	switch {
-	case len(seg) == 4 && seg[0] == "" && seg[1] == "twins" && seg[3] == "methods":
-	case len(seg) == 6 && seg[0] == "" && seg[1] == "twins" && seg[3] == "modules" && seg[5] == "methods":
-		if module, ok = unescape(seg[4]); !ok {
-			return "", "", false
-		}
-	default:
-		return "", "", false
+// request authorizes r and decodes its body. The error is an *iothub.Error
+// with the code to answer: 401002, 400004, 400005, 400006 or 413001.
+func (a *restAPI) request(r *http.Request) (iothub.MethodRequest, error) {
+	if err := a.authorize(r); err != nil {
+		a.h.log.Warn("rest request unauthorized", logkey.Path, r.URL.Path, logkey.Remote, r.RemoteAddr, logkey.Reason, err.Error())
+		return iothub.MethodRequest{}, iothub.NewError(iothub.CodeUnauthorized, "Unauthorized")
 	}
-	device, ok = unescape(seg[2])
-	return device, module, ok
-}
-
-func unescape(s string) (string, bool) {
-	v, err := url.PathUnescape(s)
-	return v, err == nil && v != ""
+	if r.URL.Query().Get("api-version") == "" {
+		return iothub.MethodRequest{}, iothub.NewError(iothub.CodeArgumentInvalid, "The api-version query parameter is required.")
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return iothub.MethodRequest{}, err
+	}
+	return iothub.DecodeMethodRequest(body)
 }
 
 // authorize checks the service SAS of the Authorization header.
 func (a *restAPI) authorize(r *http.Request) error {
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
-		return fmt.Errorf("no Authorization header")
+		return errors.New("no Authorization header")
 	}
 	tok, err := iothub.ParseSAS(auth)
 	if err != nil {
@@ -120,9 +140,9 @@ func (a *restAPI) authorize(r *http.Request) error {
 	return a.h.checkAudience(tok, HostName)
 }
 
-// readBody reads at most maxBodyBytes; a larger body is 413001 and is not
-// read to its end.
-func readBody(r *http.Request) ([]byte, *iothub.Error) {
+// readBody reads at most maxBodyBytes; a larger body is an *iothub.Error
+// 413001 and is not read to its end, a failed read 400006.
+func readBody(r *http.Request) ([]byte, error) {
 	tooLarge := iothub.NewError(iothub.CodeMessageTooLarge, "The method payload exceeds the maximum size of 128 KB.")
 	if r.ContentLength > maxBodyBytes {
 		return nil, tooLarge
@@ -137,8 +157,14 @@ func readBody(r *http.Request) ([]byte, *iothub.Error) {
 	return b, nil
 }
 
-// fail writes e in the current body format (A) with the hub's headers.
-func (a *restAPI) fail(w http.ResponseWriter, r *http.Request, e *iothub.Error) {
+// fail writes err in the current body format (A) with the hub's headers:
+// its code when err is an *iothub.Error, else 500001 ServerError.
+func (a *restAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var he *iothub.Error
+	if !errors.As(err, &he) {
+		he = iothub.NewError(iothub.CodeServerError, "The hub failed to handle the request.")
+	}
+	e := *he // stamped below; the caller's error stays as it was
 	now := a.h.opts.Now().UTC()
 	e.Timestamp = now
 	e.TrackingID = newHex(16) + "-TimeStamp:" + now.Format("01/02/2006 15:04:05")
@@ -147,32 +173,33 @@ func (a *restAPI) fail(w http.ResponseWriter, r *http.Request, e *iothub.Error) 
 	if e.Name != "" {
 		hd.Set(iothub.ErrorCodeHeader, e.Name)
 	}
-	hd.Set("x-ms-request-id", newRequestID())
+	hd.Set("x-ms-request-id", iothub.NewRequestID())
 	if e.HTTPStatus == http.StatusRequestEntityTooLarge {
 		hd.Set("Connection", "close") // the rest of the body is not read
 	}
 	w.WriteHeader(e.HTTPStatus)
 	_, _ = w.Write(e.Body())
-	a.h.log.LogAttrs(r.Context(), slog.LevelDebug, "rest error", slog.String("path", r.URL.Path),
-		slog.Int("errorCode", e.Code), slog.String("trackingId", e.TrackingID))
+	a.h.log.LogAttrs(r.Context(), slog.LevelDebug, "rest error", slog.String(logkey.Path, r.URL.Path),
+		slog.Int(logkey.ErrorCode, e.Code), slog.String(logkey.TrackingID, e.TrackingID))
+}
+
+// methodNotAllowed answers HTTP methods other than POST on a methods path.
+func (a *restAPI) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", http.MethodPost)
+	a.fail(w, r, iothub.NewError(iothub.CodeMethodNotAllowed, "The requested resource does not support http method '"+r.Method+"'."))
 }
 
 // notFound answers paths outside the API the way ASP.NET routing does.
-func (a *restAPI) notFound(w http.ResponseWriter, r *http.Request) {
+func (a *restAPI) notFound(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", jsonContentType)
-	w.Header().Set("x-ms-request-id", newRequestID())
+	w.Header().Set("x-ms-request-id", iothub.NewRequestID())
 	w.WriteHeader(http.StatusNotFound)
 	fmt.Fprintf(w, `{"Message":%q}`, "No HTTP resource was found that matches the request URI.")
 }
 
+// newHex returns n random bytes as lowercase hex.
 func newHex(n int) string {
 	b := make([]byte, n)
-	_, _ = rand.Read(b)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go ≥ 1.24)
 	return hex.EncodeToString(b)
-}
-
-// newRequestID returns a random UUID-formatted request id.
-func newRequestID() string {
-	h := newHex(16)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

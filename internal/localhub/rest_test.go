@@ -2,6 +2,7 @@ package localhub_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -107,13 +108,15 @@ func TestDeviceNeverAnswers(t *testing.T) {
 	if el < 5*time.Second || el >= iothub.DefaultResponseTimeout*time.Second {
 		t.Errorf("504101 after %v, want at the requested 5 s response timeout (not before, not the %d s default)", el, iothub.DefaultResponseTimeout)
 	}
+	intruder := th.events.wait(t, 0, "the intruder's reply to be dropped", is(localhub.EventReplyDropped, "dev2"))
+	if !errors.Is(intruder.Err, localhub.ErrForeignReply) || intruder.RequestID != req.rid || intruder.Status != 200 {
+		t.Errorf("intruder's reply dropped as %+v, want $rid %s, status 200, %v", intruder, req.rid, localhub.ErrForeignReply)
+	}
 	// The late reply is dropped; the connection and the hub carry on.
-	d.c.Publish(iothub.MethodResponseTopic(200, req.rid), 0, false, []byte(`"late"`)).WaitTimeout(waitFor)
-	eventually(t, "the late reply to be logged as dropped", func() bool {
-		return strings.Count(th.logs.String(), "method reply dropped") >= 2
-	})
-	if !strings.Contains(th.logs.String(), "belongs to another identity") {
-		t.Error("the intruder's reply was not logged as such")
+	d.c.Publish(iothub.MethodResponseTopic(201, req.rid), 0, false, []byte(`"late"`)).WaitTimeout(waitFor)
+	late := th.events.wait(t, 0, "the late reply to be dropped", is(localhub.EventReplyDropped, "dev1"))
+	if !errors.Is(late.Err, localhub.ErrUnknownRequestID) || late.RequestID != req.rid || late.Status != 201 {
+		t.Errorf("late reply dropped as %+v, want $rid %s, status 201, %v", late, req.rid, localhub.ErrUnknownRequestID)
 	}
 	select {
 	case err := <-d.lost:
@@ -403,24 +406,26 @@ func TestCloseFailsPendingCalls(t *testing.T) {
 	th := startHub(t, localhub.Options{})
 	d := th.mustConnect(t, "dev1")
 	seen := d.subscribe(t, 0, func(request) (int, []byte, bool) { return 0, nil, false })
-	errs := make(chan *iothub.Error, 1)
+	errs := make(chan error, 1)
 	go func() {
-		_, e := th.Hub.Invoke(t.Context(), "dev1", "", iothub.MethodRequest{MethodName: "m", ResponseTimeoutInSeconds: 60})
-		errs <- e
+		_, err := th.Hub.Invoke(t.Context(), "dev1", "", iothub.MethodRequest{MethodName: "m", ResponseTimeoutInSeconds: 60})
+		errs <- err
 	}()
 	<-seen
 	if err := th.Close(); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case e := <-errs:
-		if e == nil || e.Code != iothub.CodeServiceUnavailable {
-			t.Errorf("pending call after Close: %v, want 503001", e)
+	case err := <-errs:
+		var e *iothub.Error
+		if !errors.As(err, &e) || e.Code != iothub.CodeServiceUnavailable {
+			t.Errorf("pending call after Close: %v, want an *iothub.Error 503001", err)
 		}
 	case <-time.After(waitFor):
 		t.Fatal("pending call not failed by Close")
 	}
 	d.waitLost(t)
+	th.events.wait(t, 0, "the device's connection to end with the hub", isErr(localhub.EventDisconnected, "dev1", localhub.ErrShuttingDown))
 	if err := th.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}

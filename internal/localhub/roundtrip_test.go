@@ -28,6 +28,9 @@ func TestRoundTripLikeProtocolDoc(t *testing.T) {
 	if got, want := r.header.Get("Content-Type"), "application/json; charset=utf-8"; got != want {
 		t.Errorf("Content-Type %q, want %q", got, want)
 	}
+	if id := r.header.Get("x-ms-request-id"); !isUUIDv4(id) {
+		t.Errorf("x-ms-request-id %q, want a version-4 UUID", id)
+	}
 	if got, want := string(r.body), `{"status":201,"payload":{"got":{"delay":5}}}`; got != want {
 		t.Errorf("body %s, want %s", got, want)
 	}

@@ -1,0 +1,104 @@
+package localhub
+
+import (
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/methodd/methodd/iothub"
+)
+
+// authenticate checks a CONNECT packet (§3.2): the username, the client id,
+// the SAS password and the will topic. The error wraps ErrUsername,
+// ErrClientID, ErrUnknownIdentity, ErrNoPassword, ErrPolicy, ErrWillTopic or
+// one of iothub's ErrSAS* errors; it never contains the token.
+func (h *Hub) authenticate(pk packets.Packet) error {
+	clientID, err := h.checkUsername(pk)
+	if err != nil {
+		return err
+	}
+	if err := h.checkPassword(pk, clientID); err != nil {
+		return err
+	}
+	if pk.Connect.WillFlag && !isTelemetryTopic(clientID, pk.Connect.WillTopic) {
+		return fmt.Errorf("%w: %q", ErrWillTopic, pk.Connect.WillTopic)
+	}
+	return nil
+}
+
+// checkUsername checks that the username names this hub and the CONNECT's
+// client id, and returns that client id.
+func (h *Hub) checkUsername(pk packets.Packet) (string, error) {
+	u, err := iothub.ParseUsername(string(pk.Connect.Username))
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrUsername, err)
+	}
+	if !h.isHubHost(u.Host) {
+		return "", fmt.Errorf("%w: host %q is not this hub (%s)", ErrUsername, u.Host, HostName)
+	}
+	if u.ClientID != pk.Connect.ClientIdentifier {
+		return "", fmt.Errorf("%w: client id %q, username's %q", ErrClientID, pk.Connect.ClientIdentifier, u.ClientID)
+	}
+	return u.ClientID, nil
+}
+
+// checkPassword verifies the SAS token of registered identity clientID:
+// signed with the identity's key (or, with skn=iothubowner, that policy's
+// key), not expired, its audience covering the identity.
+func (h *Hub) checkPassword(pk packets.Packet, clientID string) error {
+	key, ok := h.reg.key(clientID)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownIdentity, clientID)
+	}
+	if !pk.Connect.PasswordFlag {
+		return ErrNoPassword
+	}
+	tok, err := iothub.ParseSAS(string(pk.Connect.Password))
+	if err != nil {
+		return fmt.Errorf("password: %w", err)
+	}
+	if tok.SKN != "" { // a device signing with a hub policy key (§1.1)
+		if key, ok = h.reg.policyKey(tok.SKN); !ok || tok.SKN != policyOwner {
+			return fmt.Errorf("%w: %q", ErrPolicy, tok.SKN)
+		}
+	}
+	if err := tok.Verify(key, h.opts.Now()); err != nil {
+		return err
+	}
+	device, module := iothub.SplitClientID(clientID)
+	return h.checkAudience(tok, iothub.IdentityResource(HostName, device, module))
+}
+
+// isHubHost reports whether host names this hub, with or without a port.
+func (h *Hub) isHubHost(host string) bool {
+	if strings.EqualFold(host, HostName) {
+		return true
+	}
+	name, _, err := net.SplitHostPort(host)
+	return err == nil && strings.EqualFold(name, HostName)
+}
+
+// checkAudience verifies that the token's resource covers target; the host
+// segment of the resource may carry a port (clients sign the HostName they
+// were given, and the service string's HostName has one). The error wraps
+// iothub.ErrSASAudience or ErrSASMalformed.
+func (h *Hub) checkAudience(tok iothub.SAS, target string) error {
+	res, err := tok.Resource()
+	if err != nil {
+		return err
+	}
+	host, rest, _ := strings.Cut(res, "/")
+	if !h.isHubHost(host) {
+		return fmt.Errorf("%w: resource host %q", iothub.ErrSASAudience, host)
+	}
+	granted := HostName
+	if rest != "" {
+		granted += "/" + rest
+	}
+	if !iothub.ResourceCovers(granted, target) {
+		return fmt.Errorf("%w: %q does not cover %q", iothub.ErrSASAudience, res, target)
+	}
+	return nil
+}

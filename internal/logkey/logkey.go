@@ -1,0 +1,70 @@
+// Package logkey names the attribute keys of every log line methodd writes,
+// so that one thing has one spelling across the binary (a request id is
+// always "requestId", an error always "err") and log queries keep working
+// as the code changes. It holds constants only and imports nothing.
+//
+// A key here is part of the log's contract: rename none; add freely.
+package logkey
+
+// Keys shared by several components.
+const (
+	Component  = "component"  // the part of the daemon or hub that logs
+	Err        = "err"        // an error's text
+	Method     = "method"     // a direct method's name
+	RequestID  = "requestId"  // a call's $rid (device side) or request id
+	Status     = "status"     // a method reply's status
+	DurationMs = "durationMs" // how long something took, in milliseconds
+	DeviceID   = "deviceId"   // a device identity
+	ModuleID   = "moduleId"   // a module identity ("" for a device)
+	ClientID   = "clientId"   // an MQTT client id: device or device/module
+	Identity   = "identity"   // the identity a session runs as (its client id)
+	File       = "file"       // a file's path
+	Path       = "path"       // a path other than the config file (a URL path, a watched name)
+	Reason     = "reason"     // why something was refused or dropped
+	Conn       = "conn"       // a device session's connection number
+)
+
+// Keys of the daemon (`methodd run`).
+const (
+	Digest       = "digest"       // a handlers file's SHA-256
+	Methods      = "methods"      // a method count
+	Trigger      = "trigger"      // what started a reload: file or request
+	Active       = "active"       // the handlers serving after a reload
+	Diagnostic   = "diagnostic"   // one config problem, "FILE:LINE:COL: message"
+	Problems     = "problems"     // how many problems a file has
+	Source       = "source"       // where the identity came from (never the secret itself)
+	Host         = "host"         // the hub's host name
+	Dial         = "dial"         // the address dialled (a gateway or the hub)
+	ExitCode     = "exitCode"     // a command's exit status
+	Transport    = "transport"    // mqtt or mqtt-ws
+	Renewal      = "renewal"      // a connection that renews the SAS token
+	RetryIn      = "retryIn"      // the back-off before the next attempt
+	TokenExpiry  = "tokenExpiry"  // when the SAS token expires
+	Subscription = "subscription" // the topic filter subscribed
+	Topic        = "topic"        // an MQTT topic
+	Bytes        = "bytes"        // a size in bytes
+	Timeout      = "timeout"      // a bound that was reached
+	Grace        = "grace"        // a grace period
+	Expiry       = "expiry"       // an expiry time
+	Payload      = "payload"      // a payload, at Debug only
+	Reply        = "reply"        // a reply payload, at Debug only
+	Op           = "op"           // a file-system event's operation
+	Dir          = "dir"          // a directory
+	Pattern      = "pattern"      // a pattern (regular expression)
+)
+
+// Keys of the local hub (`methodd hub`).
+const (
+	MQTTAddr     = "mqttAddr"     // the MQTT/TLS listen address
+	HTTPSAddr    = "httpsAddr"    // the HTTPS listen address
+	WSAddr       = "wsAddr"       // the WSS listen address
+	Remote       = "remote"       // a client's address
+	ErrorCode    = "errorCode"    // an IoT Hub error code (404103, ...)
+	TrackingID   = "trackingId"   // an IoT Hub error's tracking id
+	CleanSession = "cleanSession" // an MQTT CONNECT's clean-session flag
+	Devices      = "devices"      // a count of identities
+
+	Listener          = "listener"          // the hub listener a client came through (mqtts or wss)
+	Keepalive         = "keepalive"         // an MQTT connection's keep-alive, in seconds
+	MethodsSubscribed = "methodsSubscribed" // whether a connection holds the methods subscription
+)
