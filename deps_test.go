@@ -2,63 +2,134 @@ package main
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
 
 const modulePath = "github.com/methodd/methodd"
 
-// TestDependencyBoundaries enforces design §6: dependencies point one way and
-// each third-party transport is imported by exactly one package.
-func TestDependencyBoundaries(t *testing.T) {
-	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Deps}} {{.}}{{end}}`, "./...").Output()
+// allowedImports is the house plan (design §8): for every package of the
+// module (named below the module path; "." is the command), the packages it
+// may import besides the standard library — the module's own by name,
+// third-party ones by module prefix. Dependencies point one way: main → cli
+// → daemon/invoke/localhub → engine/device → iothub. A new package, or a new
+// edge, is added here on purpose or not at all.
+var allowedImports = map[string][]string{
+	".":                     {"internal/cli"},
+	"internal/cli":          {"engine", "invoke", "iothub", "internal/daemon", "internal/device", "internal/handlersfile", "internal/localhub", "internal/logbatch", "internal/logkey", "golang.org/x/term"},
+	"internal/daemon":       {"engine", "internal/device", "internal/handlersfile", "internal/logkey", "internal/sdnotify", "internal/watch"},
+	"internal/handlersfile": {"engine", "internal/confperm"},
+	"invoke":                {"iothub"},
+	"internal/localhub":     {"iothub", "internal/logkey", "github.com/mochi-mqtt/server/v2", "github.com/gorilla/websocket"},
+	"internal/device":       {"iothub", "internal/logkey", "github.com/eclipse/paho.mqtt.golang"},
+	"engine":                {"internal/logkey", "github.com/expr-lang/expr", "gopkg.in/yaml.v3"},
+	"iothub":                {},
+	"internal/watch":        {"internal/logkey", "github.com/fsnotify/fsnotify"},
+	"internal/sdnotify":     {"golang.org/x/sys/unix"},
+	"internal/confperm":     {},
+	"internal/logbatch":     {},
+	"internal/logkey":       {},
+	// Test machinery: never linked into the binary (TestBinaryLinksNoTestPackage).
+	"internal/testkit":    {},
+	"internal/procstat":   {},
+	"internal/faultproxy": {},
+	"test/bench":          {"iothub", "internal/localhub", "internal/procstat", "internal/testkit"},
+	"test/conformance":    {},
+	"test/reliability":    {},
+}
+
+// forbiddenStd lists standard packages a module package must not import.
+var forbiddenStd = map[string][]string{
+	// The daemon never touches process signals: the run command turns
+	// SIGHUP into reload requests (one owner).
+	"internal/daemon": {"os/signal"},
+	"engine":          {"os/signal", "net", "net/http"},
+	"iothub":          {"os", "os/exec", "net", "net/http"},
+}
+
+// testPackages are what the binary must never link.
+var testPackages = []string{"internal/testkit", "internal/faultproxy", "internal/procstat", "test/"}
+
+// goList returns, per module package (named below the module), the fields
+// of `go list -f` for the given patterns.
+func goList(t *testing.T, field string, patterns ...string) map[string][]string {
+	t.Helper()
+	args := append([]string{"list", "-f", `{{.ImportPath}}{{range .` + field + `}} {{.}}{{end}}`}, patterns...)
+	out, err := exec.Command("go", args...).Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
-	deps := map[string][]string{}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+	m := map[string][]string{}
+	for line := range strings.SplitSeq(strings.TrimSpace(string(out)), "\n") {
 		f := strings.Fields(line)
-		deps[strings.TrimPrefix(f[0], modulePath+"/")] = f[1:]
+		m[short(f[0])] = f[1:]
 	}
-	// forbidden[pkg] lists import-path prefixes pkg must not depend on.
-	forbidden := map[string][]string{
-		"iothub":            {modulePath + "/", "github.com/", "gopkg.in/", "golang.org/x/"},
-		"engine":            {modulePath + "/internal/", modulePath + "/invoke", "github.com/eclipse/", "github.com/mochi-mqtt/", "github.com/fsnotify/"},
-		"invoke":            {modulePath + "/engine", modulePath + "/internal/", "github.com/eclipse/", "github.com/mochi-mqtt/", "github.com/fsnotify/"},
-		"internal/device":   {modulePath + "/engine", modulePath + "/invoke", modulePath + "/internal/localhub", "github.com/mochi-mqtt/", "github.com/fsnotify/", "github.com/expr-lang/"},
-		"internal/localhub": {modulePath + "/engine", modulePath + "/invoke", modulePath + "/internal/device", "github.com/eclipse/", "github.com/fsnotify/", "github.com/expr-lang/"},
-		"internal/watch":    {modulePath + "/"},
-		"internal/sdnotify": {modulePath + "/", "github.com/", "gopkg.in/", "golang.org/x/"},
-		"internal/logbatch": {modulePath + "/", "github.com/", "gopkg.in/", "golang.org/x/"},
-		"internal/testkit":  {modulePath + "/", "github.com/", "gopkg.in/", "golang.org/x/"},
-		"internal/serve":    {modulePath + "/invoke", modulePath + "/internal/localhub", "github.com/mochi-mqtt/", "github.com/fsnotify/"},
+	return m
+}
+
+// short names a module package below the module path ("." for the module
+// itself); other paths are returned unchanged.
+func short(p string) string {
+	if p == modulePath {
+		return "."
 	}
-	for pkg, bad := range forbidden {
-		for _, d := range deps[pkg] {
-			for _, b := range bad {
-				if strings.HasPrefix(d, b) && !(pkg == "iothub" && d == modulePath+"/iothub") {
-					t.Errorf("%s imports %s, which it must not (prefix %s)", pkg, d, b)
+	return strings.TrimPrefix(p, modulePath+"/")
+}
+
+// isStd reports whether p is a standard-library package.
+func isStd(p string) bool {
+	first, _, _ := strings.Cut(p, "/")
+	return !strings.Contains(first, ".")
+}
+
+// TestImportsFollowThePlan checks every direct import of every package of
+// the module against allowedImports and forbiddenStd.
+func TestImportsFollowThePlan(t *testing.T) {
+	for pkg, imports := range goList(t, "Imports", "./...") {
+		allowed, ok := allowedImports[pkg]
+		if !ok {
+			t.Errorf("package %s is not in the house plan (allowedImports in deps_test.go)", pkg)
+			continue
+		}
+		for _, imp := range imports {
+			switch {
+			case isStd(imp):
+				if slices.Contains(forbiddenStd[pkg], imp) {
+					t.Errorf("%s imports %s, which it must not", pkg, imp)
 				}
+			case !slices.ContainsFunc(allowed, func(a string) bool { return short(imp) == a || strings.HasPrefix(imp, a+"/") || imp == a }):
+				t.Errorf("%s imports %s, which the plan does not allow", pkg, short(imp))
 			}
 		}
 	}
-	// Each third-party transport has exactly one importer inside the module.
-	only := map[string]string{
+}
+
+// TestBinaryLinksNoTestPackage: the binary's dependencies hold no test
+// helper or suite.
+func TestBinaryLinksNoTestPackage(t *testing.T) {
+	for _, dep := range goList(t, "Deps", ".")["."] {
+		for _, tp := range testPackages {
+			if strings.HasPrefix(short(dep), tp) {
+				t.Errorf("the binary links %s, a test package", short(dep))
+			}
+		}
+	}
+}
+
+// TestTransportsHaveOneOwner: each third-party transport and the file
+// watcher are imported by exactly one package of the module.
+func TestTransportsHaveOneOwner(t *testing.T) {
+	owner := map[string]string{
 		"github.com/eclipse/paho.mqtt.golang": "internal/device",
 		"github.com/mochi-mqtt/server/v2":     "internal/localhub",
 		"github.com/fsnotify/fsnotify":        "internal/watch",
 	}
-	imports, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, "./...").Output()
-	if err != nil {
-		t.Fatalf("go list imports: %v", err)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(string(imports)), "\n") {
-		f := strings.Fields(line)
-		pkg := strings.TrimPrefix(f[0], modulePath+"/")
-		for _, imp := range f[1:] {
-			for lib, owner := range only {
-				if strings.HasPrefix(imp, lib) && pkg != owner {
-					t.Errorf("%s imports %s directly; only %s may", pkg, imp, owner)
+	for pkg, imports := range goList(t, "Imports", "./...") {
+		for _, imp := range imports {
+			for lib, o := range owner {
+				if strings.HasPrefix(imp, lib) && pkg != o {
+					t.Errorf("%s imports %s directly; only %s may", pkg, imp, o)
 				}
 			}
 		}

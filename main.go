@@ -2,8 +2,7 @@
 // (methodd run), calls them from the cloud side (methodd invoke), and runs a
 // local, protocol-faithful IoT Hub for development and tests (methodd hub).
 //
-// This file only wires: it picks the subcommand, passes the process's
-// streams and environment in, and maps the returned error to an exit code.
+// This file only wires: the subcommands live in internal/cli.
 package main
 
 import (
@@ -11,11 +10,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/methodd/methodd/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr, getenv: os.Getenv})
+	code := cli.Run(ctx, os.Args[1:], cli.OS())
 	stop()
 	os.Exit(code)
 }

@@ -1,49 +1,223 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/methodd/methodd/internal/localhub"
+	"github.com/methodd/methodd/internal/testkit"
 )
 
-// shippedBuild is how methodd is built for gateways (README "Install"): a
-// static, stripped binary. Tests that drive the binary build it exactly so,
-// once per test run, so that what they measure is what ships.
-var shippedBuild = []string{"build", "-trimpath", "-ldflags=-s -w", "-o"}
-
-// testBinDir holds the binary built for this test run; set once in TestMain.
-var testBinDir string
-
-var buildOnce = sync.OnceValue(func() error {
-	bin := filepath.Join(testBinDir, "methodd")
-	cmd := exec.Command("go", append(shippedBuild, bin, ".")...)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, out)
+// TestBinarySmoke builds methodd as it ships (static, stripped) and drives
+// it as a user would, each process on its own: the README's first command
+// (run --local on the example) called by invoke --local; check and call on
+// the example; a standalone hub with a daemon and an invoke as three
+// processes. Readiness is read from hub.json and from systemd's notify
+// protocol (READY=1), never from log text. Subcommands are tested in depth
+// in internal/cli; this test proves the binary wires them.
+func TestBinarySmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
 	}
-	return nil
-})
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "methodd-test-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	testBinDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	bin := buildMethodd(t)
+	t.Run("run --local and invoke --local", func(t *testing.T) { smokeRunLocal(t, bin) })
+	t.Run("check and call the example", func(t *testing.T) { smokeCheckCall(t, bin) })
+	t.Run("hub, run and invoke as three processes", func(t *testing.T) { smokeHub(t, bin) })
 }
 
-// buildMethodd returns the path of the binary built (once) for this run.
-func buildMethodd(t *testing.T) string {
+// smokeRunLocal is the README's two-terminal session.
+func smokeRunLocal(t *testing.T, bin string) {
+	dir := filepath.Join(t.TempDir(), "hub")
+	d := startProcess(t, bin, "run", "--local", "--config", "handlers.yaml.example", "--hub-dir", dir)
+	d.waitReady(t)
+	hint := "call it with: methodd invoke --local --hub-dir " + dir + " dev-device ping\n"
+	if !strings.Contains(d.out.String(), hint) {
+		t.Errorf("run --local did not print how to call it (%q):\n%s", hint, d.out)
+	}
+	out, errOut, code := runMethodd(t, bin, "", "invoke", "--local", "--hub-dir", dir, "dev-device", "ping", `{"from":"smoke"}`)
+	if code != 0 || !strings.Contains(out, `"status":200`) || !strings.Contains(out, `"pong":true`) || !strings.Contains(out, `"echo":{"from":"smoke"}`) {
+		t.Errorf("invoke ping: exit %d\n%s%s", code, out, errOut)
+	}
+	d.stop(t)
+	if s := d.out.String(); strings.Contains(s, "SharedAccessKey=") || strings.Contains(s, "sig=") {
+		t.Error("methodd run printed a secret")
+	}
+}
+
+// smokeCheckCall checks and calls the shipped example.
+func smokeCheckCall(t *testing.T, bin string) {
+	out, errOut, code := runMethodd(t, bin, "", "check", "handlers.yaml.example")
+	if code != 0 || !strings.HasPrefix(out, "handlers.yaml.example: OK, 7 methods") || errOut != "" {
+		t.Errorf("check: exit %d, stdout %q, stderr %q; want exit 0, OK and no warnings", code, out, errOut)
+	}
+	out, errOut, code = runMethodd(t, bin, `{"flag": "-s"}`, "call", "--config", "handlers.yaml.example", "kernel", "-")
+	if code != 0 || out != "{\"status\":200,\"payload\":{\"flag\":\"-s\",\"output\":\"Linux\"}}\n" {
+		t.Errorf("call kernel: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if _, _, code := runMethodd(t, bin, "", "call", "--config", "handlers.yaml.example", "ping", `{"a":`); code != 2 {
+		t.Errorf("call with bad JSON: exit %d, want 2", code)
+	}
+}
+
+// smokeHub runs `methodd hub`, a daemon connected to it with a connection
+// string file, and invoke against both a connected and an offline device.
+func smokeHub(t *testing.T, bin string) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "hub")
+	hub := startProcess(t, bin, "hub", "--dir", dir, "--mqtt-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0",
+		"--device", "gw", "--device", "off", "--log-format", "json")
+	var info localhub.Info
+	testkit.Eventually(t, 20*time.Second, "hub.json with gw", func() bool {
+		var err error
+		info, err = localhub.ReadInfo(dir)
+		return err == nil && info.Devices["gw"] != ""
+	})
+	csFile := filepath.Join(tmp, "gw.cs")
+	cfg := filepath.Join(tmp, "handlers.yaml")
+	writeFile(t, csFile, info.Devices["gw"])
+	writeFile(t, cfg, fmt.Sprintf("version: 1\nconnection: {ca_file: %q}\nmethods:\n  echo:\n    reply: {payload: 'payload'}\n", info.CAFile))
+	d := startProcess(t, bin, "run", "--config", cfg, "--connection-string-file", csFile)
+	d.waitReady(t)
+
+	out, errOut, code := runMethodd(t, bin, `{"from": "stdin"}`, "invoke", "--local", "--hub-dir", dir, "gw", "echo", "-")
+	if code != 0 || out != "{\"status\":200,\"payload\":{\"from\":\"stdin\"}}\n" {
+		t.Errorf("invoke gw: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if _, errOut, code := runMethodd(t, bin, "", "invoke", "--local", "--hub-dir", dir, "off", "echo"); code != 3 || !strings.Contains(errOut, "404103") {
+		t.Errorf("invoke off: exit %d, stderr %q; want 3 naming 404103", code, errOut)
+	}
+	d.stop(t)
+	hub.stop(t)
+	for _, p := range []*process{d, hub} {
+		if s := p.out.String(); strings.Contains(s, "sig=") || strings.Contains(s, "SharedAccessKey=") {
+			t.Errorf("%s printed a secret", p.name)
+		}
+	}
+}
+
+// process is a methodd process under test, with NOTIFY_SOCKET set so that
+// its readiness is read as systemd reads it.
+type process struct {
+	name   string
+	cmd    *exec.Cmd
+	out    *testkit.SyncBuffer // stdout and stderr
+	notify *net.UnixConn
+	exited chan error
+}
+
+// startProcess starts bin with args; the test's cleanup kills it if it is
+// still running and shows its output if the test failed.
+func startProcess(t *testing.T, bin string, args ...string) *process {
 	t.Helper()
-	if err := buildOnce(); err != nil {
+	sockDir, err := os.MkdirTemp("", "sdn") // unix socket paths are limited to 108 bytes
+	if err != nil {
 		t.Fatal(err)
 	}
-	return filepath.Join(testBinDir, "methodd")
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	sock := filepath.Join(sockDir, "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	p := &process{name: "methodd " + args[0], cmd: exec.Command(bin, args...), out: &testkit.SyncBuffer{}, notify: conn, exited: make(chan error, 1)}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("%s output:\n%s", p.name, p.out)
+		}
+	})
+	return p
+}
+
+// waitReady waits for the READY=1 notification.
+func (p *process) waitReady(t *testing.T) {
+	t.Helper()
+	if err := p.notify.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	for {
+		n, err := p.notify.Read(buf)
+		if err != nil {
+			t.Fatalf("%s: no READY=1 within 30 s (%v)", p.name, err)
+		}
+		for _, line := range strings.Split(string(buf[:n]), "\n") {
+			if line == "READY=1" {
+				return
+			}
+		}
+	}
+}
+
+// stop sends SIGTERM and fails the test unless the process exits 0 within
+// 20 s.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Fatalf("%s after SIGTERM: %v, want exit 0", p.name, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not exit within 20 s of SIGTERM", p.name)
+	}
+}
+
+// runMethodd runs the binary to completion and returns stdout, stderr and
+// the exit code.
+func runMethodd(t *testing.T, bin, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run %v: %v", args, err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// buildMethodd builds methodd as it ships (README "Install": static,
+// stripped) into the test's temporary directory.
+func buildMethodd(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "methodd")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }

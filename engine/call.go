@@ -10,6 +10,8 @@ import (
 	"math/bits"
 	"strings"
 	"time"
+
+	"github.com/methodd/methodd/internal/logkey"
 )
 
 // noExit marks a call that ran no command, for the log line.
@@ -33,7 +35,7 @@ func (s *Set) Call(ctx context.Context, r Request) (rep Reply) {
 	}()
 	m := s.methods[r.Method]
 	if m == nil {
-		return bodyReply(404, errorBody{Error: fmt.Sprintf("unknown method %q", r.Method), Methods: s.names})
+		return unknownMethodReply(r.Method, s.names)
 	}
 	lim := m.limiter.Load()
 	if !lim.acquire() {
@@ -223,19 +225,19 @@ func (s *Set) logCall(ctx context.Context, r Request, rep Reply, start time.Time
 		return
 	}
 	attrs := []slog.Attr{
-		slog.String("method", r.Method), slog.String("requestId", r.RequestID),
-		slog.String("deviceId", r.DeviceID), slog.Int("status", rep.Status),
-		slog.Int64("durationMs", time.Since(start).Milliseconds()),
+		slog.String(logkey.Method, r.Method), slog.String(logkey.RequestID, r.RequestID),
+		slog.String(logkey.DeviceID, r.DeviceID), slog.Int(logkey.Status, rep.Status),
+		slog.Int64(logkey.DurationMs, time.Since(start).Milliseconds()),
 	}
 	if r.ModuleID != "" {
-		attrs = append(attrs, slog.String("moduleId", r.ModuleID))
+		attrs = append(attrs, slog.String(logkey.ModuleID, r.ModuleID))
 	}
 	if exit != noExit {
-		attrs = append(attrs, slog.Int("exitCode", exit))
+		attrs = append(attrs, slog.Int(logkey.ExitCode, exit))
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "call", attrs...)
 	if s.log.Enabled(ctx, slog.LevelDebug) {
-		s.log.LogAttrs(ctx, slog.LevelDebug, "call payloads", slog.String("method", r.Method),
-			slog.String("requestId", r.RequestID), slog.String("request", string(r.Payload)), slog.String("reply", string(rep.Payload)))
+		s.log.LogAttrs(ctx, slog.LevelDebug, "call payloads", slog.String(logkey.Method, r.Method),
+			slog.String(logkey.RequestID, r.RequestID), slog.String(logkey.Payload, string(r.Payload)), slog.String(logkey.Reply, string(rep.Payload)))
 	}
 }

@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +13,12 @@ import (
 
 func loadValid(t *testing.T, name string) *Set {
 	t.Helper()
-	s, err := Load(filepath.Join("testdata/valid", name), testOptions())
+	file := filepath.Join("testdata/valid", name)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Parse(file, data, testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,19 +175,6 @@ func TestSetAccessors(t *testing.T) {
 	if c := min.Connection(); c.Transport != "mqtt" || c.SASTTL != time.Hour {
 		t.Errorf("minimal Connection defaults: got %+v", c)
 	}
-	if _, err := Load("testdata/does-not-exist.yaml", testOptions()); err == nil || !os.IsNotExist(unwrapAll(err)) {
-		t.Errorf("Load of a missing file: got %v, want a not-exist error", err)
-	}
-}
-
-func unwrapAll(err error) error {
-	for {
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return err
-		}
-		err = u.Unwrap()
-	}
 }
 
 // TestCatalog checks the built-in catalog's shape and the override rule.
@@ -210,5 +205,32 @@ methods:
 	  "digest":"` + s.Digest() + `","loadedAt":"2026-01-02T03:04:05.000000006Z"}`
 	if rep.Status != 200 || compactJSON(t, string(rep.Payload)) != compactJSON(t, want) {
 		t.Errorf("catalog:\ngot  %s\nwant %s", rep.Payload, want)
+	}
+}
+
+// TestUnknownMethodAlwaysListsMethods: the 404 carries "methods" even when
+// the Set has none, and a list too long for one reply keeps what fits and
+// says it was truncated.
+func TestUnknownMethodAlwaysListsMethods(t *testing.T) {
+	s := mustParse(t, "version: 1\nbuiltins: {ping: false, catalog: false}\nmethods: {}\n")
+	rep := s.Call(context.Background(), Request{Method: "ping", RequestID: "1"})
+	if rep.Status != 404 || string(rep.Payload) != `{"error":"unknown method \"ping\"","methods":[]}` {
+		t.Errorf("got %d %s, want 404 with an empty methods list", rep.Status, rep.Payload)
+	}
+
+	names := make([]string, 3000)
+	for i := range names {
+		names[i] = fmt.Sprintf("method-%04d-%s", i, strings.Repeat("x", 100))
+	}
+	rep = unknownMethodReply("nope", names)
+	var body struct {
+		Methods   []string `json:"methods"`
+		Truncated bool     `json:"truncated"`
+	}
+	if err := json.Unmarshal(rep.Payload, &body); err != nil || len(rep.Payload) > MaxReplyBytes {
+		t.Fatalf("reply of %d bytes (%v), want valid JSON within %d", len(rep.Payload), err, MaxReplyBytes)
+	}
+	if !body.Truncated || len(body.Methods) == 0 || len(body.Methods) >= len(names) || body.Methods[0] != names[0] {
+		t.Errorf("got %d of %d methods, truncated=%v; want a truncated prefix", len(body.Methods), len(names), body.Truncated)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/methodd/methodd/internal/testkit"
 )
 
 // gate is a fifo a command blocks on until the test opens it.
@@ -43,7 +45,7 @@ methods:
 // started waits until the blocked call has started.
 func (g gate) started(t *testing.T) {
 	t.Helper()
-	waitFor(t, "the first call to start", 10*time.Second, func() bool { return fileExists(filepath.Join(g.dir, "started")) })
+	testkit.Eventually(t, 10*time.Second, "the first call to start", func() bool { return fileExists(filepath.Join(g.dir, "started")) })
 }
 
 // open releases the blocked call.

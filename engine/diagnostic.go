@@ -26,16 +26,21 @@ type Diagnostic struct {
 }
 
 // String formats d as "FILE:LINE:COL: message"; warnings read
-// "FILE:LINE:COL: warning: message".
+// "FILE:LINE:COL: warning: message". A problem of the whole file (Line 0,
+// such as its permissions) reads "FILE: message".
 func (d Diagnostic) String() string {
-	if d.Severity == SeverityWarning {
-		return fmt.Sprintf("%s:%d:%d: warning: %s", d.File, d.Line, d.Col, d.Message)
+	pos := d.File
+	if d.Line > 0 {
+		pos = fmt.Sprintf("%s:%d:%d", d.File, d.Line, d.Col)
 	}
-	return fmt.Sprintf("%s:%d:%d: %s", d.File, d.Line, d.Col, d.Message)
+	if d.Severity == SeverityWarning {
+		return pos + ": warning: " + d.Message
+	}
+	return pos + ": " + d.Message
 }
 
 // Diagnostics is a list of problems, ordered by position. As an error it is
-// what Parse and Load return when a file has at least one error.
+// what Parse returns when a file has at least one error.
 type Diagnostics []Diagnostic
 
 // Error joins every diagnostic's String with newlines.

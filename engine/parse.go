@@ -3,25 +3,12 @@ package engine
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"strconv"
 
 	"gopkg.in/yaml.v3"
 )
-
-// Load reads the handlers file at path and parses it with Parse. It is the
-// one load path of check, start-up and reload. A read failure is returned
-// wrapped; problems in the file are a Diagnostics error.
-func Load(path string, opts Options) (*Set, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", path, err)
-	}
-	return Parse(path, data, opts)
-}
 
 // Parse validates and compiles a handlers file. file names it in
 // diagnostics and anchors relative paths (its directory; "" means the

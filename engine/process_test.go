@@ -8,13 +8,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/methodd/methodd/internal/testkit"
 )
 
 // readPID waits for path to hold a pid and returns it.
 func readPID(t *testing.T, path string) int {
 	t.Helper()
 	var pid int
-	waitFor(t, "pid file "+path, 10*time.Second, func() bool {
+	testkit.Eventually(t, 10*time.Second, "pid file "+path, func() bool {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return false
@@ -63,7 +65,7 @@ methods:
 	}
 	for _, name := range []string{"leader", "child"} {
 		pid := readPID(t, filepath.Join(dir, name))
-		waitFor(t, name+" pid "+strconv.Itoa(pid)+" to be gone", 10*time.Second, func() bool { return gone(pid) })
+		testkit.Eventually(t, 10*time.Second, name+" pid "+strconv.Itoa(pid)+" to be gone", func() bool { return gone(pid) })
 	}
 }
 
@@ -88,7 +90,7 @@ methods:
 		t.Errorf("call took %s; a background child must not hold the reply", d)
 	}
 	pid := readPID(t, filepath.Join(dir, "child"))
-	waitFor(t, "background child to be gone", 10*time.Second, func() bool { return gone(pid) })
+	testkit.Eventually(t, 10*time.Second, "background child to be gone", func() bool { return gone(pid) })
 }
 
 // TestEscapedProcessDoesNotHangCall: a process that leaves the group (setsid)
@@ -146,7 +148,7 @@ methods:
 	case <-time.After(10 * time.Second):
 		t.Fatal("call did not return after cancel")
 	}
-	waitFor(t, "command to be gone", 10*time.Second, func() bool { return gone(pid) })
+	testkit.Eventually(t, 10*time.Second, "command to be gone", func() bool { return gone(pid) })
 }
 
 // TestStdinReachesChild: the payload reaches the child's stdin byte for

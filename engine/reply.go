@@ -51,9 +51,8 @@ func (r Reply) Release() {
 
 // errorBody is the payload of every error reply.
 type errorBody struct {
-	Error   string   `json:"error"`
-	Param   string   `json:"param,omitempty"`
-	Methods []string `json:"methods,omitempty"`
+	Error string `json:"error"`
+	Param string `json:"param,omitempty"`
 }
 
 // errorReply builds {"error": msg} with the given status.
@@ -62,17 +61,41 @@ func errorReply(status int, msg string) Reply {
 }
 
 // bodyReply marshals an errorBody; it cannot fail and always fits because
-// the text is bounded (an oversized method list is dropped).
+// the text is bounded.
 func bodyReply(status int, body errorBody) Reply {
-	if len(body.Error) > maxErrorText {
-		body.Error = truncateUTF8(body.Error, maxErrorText) + "…"
+	body.Error = boundText(body.Error)
+	b, _ := marshal(body)
+	return Reply{Status: status, Payload: b}
+}
+
+// boundText cuts an error text to maxErrorText bytes.
+func boundText(s string) string {
+	if len(s) > maxErrorText {
+		return truncateUTF8(s, maxErrorText) + "…"
 	}
-	b, err := marshal(body)
-	if err != nil || len(b) > MaxReplyBytes {
-		body.Methods = nil
+	return s
+}
+
+// unknownMethodReply is the 404 of a call to a method the Set does not
+// have: {"error": ..., "methods": [...]} with every method's name, the list
+// present even when empty, so that a caller can tell what it may call. A
+// list too long for one reply keeps the names that fit and says
+// "truncated": true.
+func unknownMethodReply(method string, names []string) Reply {
+	body := struct {
+		Error     string   `json:"error"`
+		Methods   []string `json:"methods"`
+		Truncated bool     `json:"truncated,omitempty"`
+	}{Error: boundText(fmt.Sprintf("unknown method %q", method)), Methods: names}
+	if body.Methods == nil {
+		body.Methods = []string{}
+	}
+	b, _ := marshal(body)
+	for len(b) > MaxReplyBytes {
+		body.Methods, body.Truncated = body.Methods[:len(body.Methods)*9/10], true
 		b, _ = marshal(body)
 	}
-	return Reply{Status: status, Payload: b}
+	return Reply{Status: 404, Payload: b}
 }
 
 // replyBuffers recycles the buffers replies are encoded in. A reply that

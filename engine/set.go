@@ -131,7 +131,7 @@ func (s *Set) Connection() Connection { return s.conn }
 // filled in.
 func (s *Set) Defaults() Defaults { return s.defaults }
 
-// File is the path the Set was loaded from, as given to Load or Parse.
+// File is the path the Set was loaded from, as given to Parse.
 func (s *Set) File() string { return s.file }
 
 // adoptLimiters makes every method of s whose concurrency limit equals the

@@ -8,8 +8,8 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "install test tools"
 # Node SDKs for the conformance suite: exact versions from the committed lock file.
-if [ -f conformance/package-lock.json ]; then
-  npm ci --prefix conformance --no-audit --no-fund --loglevel=error
+if [ -f test/conformance/package-lock.json ]; then
+  npm ci --prefix test/conformance --no-audit --no-fund --loglevel=error
 fi
 # systemd-analyze verifies the shipped unit file (Debian's systemd package).
 if ! command -v systemd-analyze >/dev/null 2>&1; then
@@ -23,7 +23,7 @@ if ! "$(go env GOPATH)/bin/staticcheck" -version 2>/dev/null | grep -qF "(${STAT
 fi
 
 step "gofmt"
-unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './conformance/node_modules/*'))
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path '*/node_modules/*'))
 if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted"; exit 1; fi
 
 step "go vet"

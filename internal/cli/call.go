@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/methodd/methodd/engine"
+	"github.com/methodd/methodd/internal/handlersfile"
 )
 
 const callUsage = `usage: methodd call [--config FILE] [flags] METHOD [PAYLOAD]
@@ -15,6 +17,8 @@ const callUsage = `usage: methodd call [--config FILE] [flags] METHOD [PAYLOAD]
 Run one method of a handlers file through the same engine as "methodd run",
 without any hub, and print {"status":N,"payload":...} on one line. PAYLOAD is
 JSON text, @FILE, or - for stdin; omitted means null. Flags go before METHOD.
+The file is loaded as "methodd run" loads it; its warnings go to stderr, and
+so do unsafe permissions (which run refuses), with their fix.
 Exit 0 for a 2xx status, 1 otherwise, 2 for bad JSON or an invalid file.
 
 examples:
@@ -23,11 +27,11 @@ examples:
   echo '{"flag": "-r"}' | methodd call --config handlers.yaml.example kernel -`
 
 // callCmd implements `methodd call`.
-type callCmd struct{ io stdio }
+type callCmd struct{ env Env }
 
 // Run loads the file, makes one call and prints the reply.
 func (c *callCmd) Run(ctx context.Context, args []string) error {
-	fs := newFlagSet("call", callUsage, c.io.err)
+	fs := newFlagSet("call", callUsage, c.env.Stderr)
 	config := fs.String("config", engine.DefaultConfigPath, "handlers file")
 	deviceID := fs.String("device-id", "local", "device id the method sees (deviceId, METHODD_DEVICE_ID)")
 	moduleID := fs.String("module-id", "", "module id the method sees (moduleId, METHODD_MODULE_ID)")
@@ -42,23 +46,15 @@ func (c *callCmd) Run(ctx context.Context, args []string) error {
 	}
 	var payload []byte
 	if len(rest) == 2 {
-		p, err := readPayload("call", rest[1], c.io.in)
+		p, err := readPayload("call", rest[1], c.env.Stdin)
 		if err != nil {
 			return err
 		}
 		payload = p
 	}
-	set, err := engine.Load(*config, engine.Options{})
-	var diags engine.Diagnostics
-	if errors.As(err, &diags) {
-		fmt.Fprintln(c.io.err, diags.Error())
-		return withExit(exitUsage, fmt.Errorf("call: %s is not valid (see methodd check)", *config))
-	}
+	set, err := c.load(*config)
 	if err != nil {
-		return withExit(exitUsage, fmt.Errorf("call: %w", err))
-	}
-	for _, w := range set.Warnings() {
-		fmt.Fprintln(c.io.err, w.String())
+		return err
 	}
 	rep := set.Call(ctx, engine.Request{Method: rest[0], RequestID: *requestID, DeviceID: *deviceID, ModuleID: *moduleID, Payload: payload})
 	var line bytes.Buffer
@@ -67,11 +63,34 @@ func (c *callCmd) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("call: reply payload: %w", err)
 	}
 	line.WriteString("}\n")
-	if _, err := c.io.out.Write(line.Bytes()); err != nil {
+	if _, err := c.env.Stdout.Write(line.Bytes()); err != nil {
 		return err
 	}
 	if rep.Status < 200 || rep.Status > 299 {
 		return withExit(exitFailure, errSilent)
 	}
 	return nil
+}
+
+// load loads the file by the one load path and prints its warnings (unsafe
+// permissions first) on stderr; an invalid file is a usage error.
+func (c *callCmd) load(path string) (*engine.Set, error) {
+	l, err := handlersfile.Load(path, handlersfile.Options{DaemonUID: os.Geteuid()})
+	warnings := handlersfile.UnsafeWarnings(path, l.Unsafe)
+	if l.Unsafe != nil {
+		warnings = append(warnings, engine.Diagnostic{File: path, Severity: engine.SeverityWarning,
+			Message: `"methodd run" refuses this file until its permissions are fixed`})
+	}
+	var diags engine.Diagnostics
+	switch {
+	case errors.As(err, &diags):
+		fmt.Fprintln(c.env.Stderr, append(warnings, diags...).Error())
+		return nil, withExit(exitUsage, fmt.Errorf("call: %s is not valid (see methodd check)", path))
+	case err != nil:
+		return nil, withExit(exitUsage, fmt.Errorf("call: %w", err))
+	}
+	for _, w := range append(warnings, l.Set.Warnings()...) {
+		fmt.Fprintln(c.env.Stderr, w.String())
+	}
+	return l.Set, nil
 }

@@ -1,21 +1,30 @@
-package main
+package cli
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 
 	"github.com/methodd/methodd/engine"
+	"github.com/methodd/methodd/internal/handlersfile"
 )
 
 const checkUsage = `usage: methodd check [--config FILE] [--format text|json] [FILE]
 
-Validate a handlers file offline, exactly as "methodd run" loads it, and print
-every problem as FILE:LINE:COL: message (warnings too). Exit 0 when the file is
-valid (warnings allowed), 1 when it is not.
+Validate a handlers file offline, exactly as "methodd run" loads it (the same
+permission check, read and compile), and print every problem as
+FILE:LINE:COL: message (warnings too).
+
+A file that someone other than root or you could change is valid here but
+refused by "methodd run": each path at fault is printed as a warning naming
+its fix, and the summary line says that run refuses the file.
+
+Exit status: 0 the file is valid (warnings, unsafe permissions included);
+1 it is not, or it cannot be read; 2 usage error.
 
 examples:
   methodd check --config /etc/methodd/handlers.yaml
@@ -23,46 +32,54 @@ examples:
   methodd check --format json handlers.yaml | jq .`
 
 // checkCmd implements `methodd check`.
-type checkCmd struct{ io stdio }
+type checkCmd struct{ env Env }
 
 // Run validates the file; it returns errSilent with exit 1 after printing
 // the diagnostics of an invalid file.
 func (c *checkCmd) Run(ctx context.Context, args []string) error {
-	fs := newFlagSet("check", checkUsage, c.io.err)
+	fs := newFlagSet("check", checkUsage, c.env.Stderr)
 	config := fs.String("config", engine.DefaultConfigPath, "handlers file to validate")
 	format := fs.String("format", "text", "output: text (FILE:LINE:COL: message) or json (a list of diagnostics)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	configSet := false
-	fs.Visit(func(f *flag.Flag) { configSet = configSet || f.Name == "config" })
-	path, err := configArg(fs.Args(), *config, configSet)
+	path, err := configArg(fs.Args(), *config, isSet(fs, "config"))
 	if err != nil {
 		return err
 	}
 	if *format != "text" && *format != "json" {
 		return usageError("check: unknown --format %q (use text or json)", *format)
 	}
-	set, err := engine.Load(path, engine.Options{})
+	l, err := handlersfile.Load(path, handlersfile.Options{DaemonUID: os.Geteuid()})
 	var diags engine.Diagnostics
 	switch {
 	case errors.As(err, &diags):
 	case err != nil:
 		return withExit(exitFailure, fmt.Errorf("check: %w", err))
 	default:
-		diags = set.Warnings()
+		diags = l.Set.Warnings()
 	}
-	if err := printDiagnostics(c.io, *format, diags); err != nil {
+	diags = append(handlersfile.UnsafeWarnings(path, l.Unsafe), diags...)
+	if err := printDiagnostics(c.env.Stdout, *format, diags); err != nil {
 		return err
 	}
-	if set == nil {
+	if l.Set == nil {
 		return withExit(exitFailure, errSilent)
 	}
 	if *format == "text" {
-		names := set.Methods()
-		fmt.Fprintf(c.io.out, "%s: OK, %d methods: %s\n", path, len(names), strings.Join(names, ", "))
+		fmt.Fprintln(c.env.Stdout, checkSummary(path, l))
 	}
 	return nil
+}
+
+// checkSummary is the last line of a valid file's text report.
+func checkSummary(path string, l handlersfile.Loaded) string {
+	names := l.Set.Methods()
+	s := fmt.Sprintf("%s: OK, %d methods: %s", path, len(names), strings.Join(names, ", "))
+	if l.Unsafe != nil {
+		s += `; but "methodd run" refuses it until the permissions above are fixed`
+	}
+	return s
 }
 
 // configArg picks the handlers file: a positional FILE or --config, not two
@@ -80,7 +97,7 @@ func configArg(rest []string, config string, configSet bool) (string, error) {
 }
 
 // printDiagnostics writes diags as text lines or as one JSON list.
-func printDiagnostics(s stdio, format string, diags engine.Diagnostics) error {
+func printDiagnostics(w io.Writer, format string, diags engine.Diagnostics) error {
 	if format == "json" {
 		if diags == nil {
 			diags = engine.Diagnostics{}
@@ -89,11 +106,11 @@ func printDiagnostics(s stdio, format string, diags engine.Diagnostics) error {
 		if err != nil {
 			return fmt.Errorf("check: %w", err)
 		}
-		_, err = fmt.Fprintf(s.out, "%s\n", b)
+		_, err = fmt.Fprintf(w, "%s\n", b)
 		return err
 	}
 	for _, d := range diags {
-		if _, err := fmt.Fprintln(s.out, d.String()); err != nil {
+		if _, err := fmt.Fprintln(w, d.String()); err != nil {
 			return err
 		}
 	}

@@ -1,46 +1,39 @@
-package main
+package cli
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-// runMethodd runs the binary and returns stdout, stderr and the exit code.
-func runMethodd(t *testing.T, bin, stdin string, args ...string) (string, string, int) {
+// example is the shipped example config, as seen from this package.
+const example = "../../handlers.yaml.example"
+
+// runCLI runs one methodd command line in-process and returns stdout,
+// stderr and the exit code.
+func runCLI(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run %v: %v", args, err)
-	}
+	code := Run(ctx, args, Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }})
 	return out.String(), errOut.String(), code
 }
 
-// TestEngineSmokeBinary drives the built binary as a user would: check the
-// example, call its methods, check an invalid file, call with bad JSON.
-func TestEngineSmokeBinary(t *testing.T) {
-	bin := buildMethodd(t)
+// TestCheckAndCallExample checks the example, calls each of its methods,
+// checks an invalid file and calls with bad JSON, as a user would.
+func TestCheckAndCallExample(t *testing.T) {
 	t.Run("check example", func(t *testing.T) {
-		out, errOut, code := runMethodd(t, bin, "", "check", "handlers.yaml.example")
-		if code != 0 || !strings.HasPrefix(out, "handlers.yaml.example: OK, 7 methods") || errOut != "" {
+		out, errOut, code := runCLI(t, "", "check", example)
+		if code != 0 || !strings.HasPrefix(out, example+": OK, 7 methods") || errOut != "" {
 			t.Errorf("exit %d, stdout %q, stderr %q; want exit 0, OK and no warnings", code, out, errOut)
 		}
-		out, _, code = runMethodd(t, bin, "", "check", "--format", "json", "--config", "handlers.yaml.example")
+		out, _, code = runCLI(t, "", "check", "--format", "json", "--config", example)
 		if code != 0 || strings.TrimSpace(out) != "[]" {
 			t.Errorf("json: exit %d, stdout %q; want 0 and []", code, out)
 		}
@@ -97,8 +90,8 @@ func TestEngineSmokeBinary(t *testing.T) {
 	}
 	for _, c := range calls {
 		t.Run("call "+c.name, func(t *testing.T) {
-			args := append([]string{"call", "--config", "handlers.yaml.example"}, c.args...)
-			out, errOut, code := runMethodd(t, bin, c.stdin, args...)
+			args := append([]string{"call", "--config", example}, c.args...)
+			out, errOut, code := runCLI(t, c.stdin, args...)
 			if code != c.code {
 				t.Errorf("exit %d, want %d (stderr %q)", code, c.code, errOut)
 			}
@@ -121,28 +114,28 @@ func TestEngineSmokeBinary(t *testing.T) {
 		})
 	}
 	t.Run("check invalid", func(t *testing.T) {
-		out, _, code := runMethodd(t, bin, "", "check", "--config", "engine/testdata/invalid/misspelled_method_key.yaml")
-		want := `engine/testdata/invalid/misspelled_method_key.yaml:6:5: unknown key "timout" in methods.reboot; did you mean "timeout"?`
+		out, _, code := runCLI(t, "", "check", "--config", "../../engine/testdata/invalid/misspelled_method_key.yaml")
+		want := `../../engine/testdata/invalid/misspelled_method_key.yaml:6:5: unknown key "timout" in methods.reboot; did you mean "timeout"?`
 		if code != 1 || !strings.Contains(out, want) {
 			t.Errorf("exit %d, stdout %q; want 1 and %q", code, out, want)
 		}
 	})
 	t.Run("check missing file", func(t *testing.T) {
-		_, errOut, code := runMethodd(t, bin, "", "check", "--config", filepath.Join(t.TempDir(), "none.yaml"))
+		_, errOut, code := runCLI(t, "", "check", "--config", filepath.Join(t.TempDir(), "none.yaml"))
 		if code != 1 || !strings.Contains(errOut, "no such file") {
 			t.Errorf("exit %d, stderr %q; want 1 and a clear message", code, errOut)
 		}
 	})
 	t.Run("call bad JSON", func(t *testing.T) {
-		out, errOut, code := runMethodd(t, bin, "", "call", "--config", "handlers.yaml.example", "ping", `{"a":`)
+		out, errOut, code := runCLI(t, "", "call", "--config", example, "ping", `{"a":`)
 		if code != 2 || out != "" || !strings.Contains(errOut, "not valid JSON") {
 			t.Errorf("exit %d, stdout %q, stderr %q; want 2 and a JSON error", code, out, errOut)
 		}
 	})
 }
 
-// TestCheckAndCallInProcess covers flag handling through run() directly.
-func TestCheckAndCallInProcess(t *testing.T) {
+// TestCheckAndCallFlags covers flag handling and exit codes.
+func TestCheckAndCallFlags(t *testing.T) {
 	dir := t.TempDir()
 	payloadFile := filepath.Join(dir, "p.json")
 	if err := os.WriteFile(payloadFile, []byte(`{"x": 1}`), 0o600); err != nil {
@@ -154,18 +147,18 @@ func TestCheckAndCallInProcess(t *testing.T) {
 		code int
 		out  string
 	}{
-		{"call @FILE", []string{"call", "--config", "handlers.yaml.example", "ping", "@" + payloadFile}, 0, `"echo":{"x":1}`},
-		{"call missing @FILE", []string{"call", "--config", "handlers.yaml.example", "ping", "@" + filepath.Join(dir, "none")}, 2, ""},
-		{"call no method", []string{"call", "--config", "handlers.yaml.example"}, 2, ""},
-		{"call invalid config", []string{"call", "--config", "engine/testdata/invalid/empty_argv.yaml", "empty"}, 2, ""},
-		{"check bad format", []string{"check", "--format", "xml", "handlers.yaml.example"}, 2, ""},
+		{"call @FILE", []string{"call", "--config", example, "ping", "@" + payloadFile}, 0, `"echo":{"x":1}`},
+		{"call missing @FILE", []string{"call", "--config", example, "ping", "@" + filepath.Join(dir, "none")}, 2, ""},
+		{"call no method", []string{"call", "--config", example}, 2, ""},
+		{"call invalid config", []string{"call", "--config", "../../engine/testdata/invalid/empty_argv.yaml", "empty"}, 2, ""},
+		{"check bad format", []string{"check", "--format", "xml", example}, 2, ""},
 		{"check two files", []string{"check", "a.yaml", "b.yaml"}, 2, ""},
-		{"check json invalid", []string{"check", "--format", "json", "engine/testdata/invalid/empty_argv.yaml"}, 1, `"severity":"error"`},
+		{"check json invalid", []string{"check", "--format", "json", "../../engine/testdata/invalid/empty_argv.yaml"}, 1, `"severity":"error"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			code := run(context.Background(), c.args, stdio{in: strings.NewReader(""), out: &out, err: &errOut, getenv: func(string) string { return "" }})
+			code := Run(context.Background(), c.args, Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }})
 			if code != c.code {
 				t.Errorf("exit %d, want %d (stdout %q stderr %q)", code, c.code, out.String(), errOut.String())
 			}
@@ -173,5 +166,54 @@ func TestCheckAndCallInProcess(t *testing.T) {
 				t.Errorf("stdout %q lacks %q", out.String(), c.out)
 			}
 		})
+	}
+}
+
+// TestUnsafePermissionsWarnInCheckAndCallAndRefuseRun: a group-writable
+// config is valid for check (exit 0) and call, which warn with the same
+// text and fix as run's refusal (exit 1), and say that run refuses it.
+func TestUnsafePermissionsWarnInCheckAndCallAndRefuseRun(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "etc")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "handlers.yaml")
+	if err := os.WriteFile(path, []byte("version: 1\nmethods:\n  hi:\n    reply: {payload: '\"hi\"'}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o664); err != nil {
+		t.Fatal(err)
+	}
+	problem := path + " (mode -rw-rw-r--, owner uid "
+	fix := "is group-writable; it could be changed to run commands as the daemon's user (fix: chmod go-w " + path + ")"
+
+	out, errOut, code := runCLI(t, "", "check", path)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if code != 0 || errOut != "" || len(lines) != 2 {
+		t.Fatalf("check: exit %d, stdout %q, stderr %q; want exit 0 and two lines", code, out, errOut)
+	}
+	if w := lines[0]; !strings.HasPrefix(w, path+": warning: "+problem) || !strings.HasSuffix(w, fix) {
+		t.Errorf("check warning %q, want %q ... %q", w, path+": warning: "+problem, fix)
+	}
+	if want := path + `: OK, 3 methods: catalog, hi, ping; but "methodd run" refuses it until the permissions above are fixed`; lines[1] != want {
+		t.Errorf("check summary %q, want %q", lines[1], want)
+	}
+
+	out, _, code = runCLI(t, "", "check", "--format", "json", path)
+	var diags []map[string]any
+	if err := json.Unmarshal([]byte(out), &diags); err != nil || code != 0 || len(diags) != 1 ||
+		diags[0]["severity"] != "warning" || !strings.HasSuffix(diags[0]["message"].(string), fix) {
+		t.Errorf("check --format json: exit %d, %s (%v); want exit 0 and the one warning", code, out, err)
+	}
+
+	out, errOut, code = runCLI(t, "", "call", "--config", path, "hi")
+	if code != 0 || out != "{\"status\":200,\"payload\":\"hi\"}\n" || !strings.Contains(errOut, fix) ||
+		!strings.Contains(errOut, `"methodd run" refuses this file until its permissions are fixed`) {
+		t.Errorf("call: exit %d, stdout %q, stderr %q; want the reply and the warning with its fix", code, out, errOut)
+	}
+
+	_, errOut, code = runCLI(t, "", "run", "--config", path, "--connection-string-file", path)
+	if code != 1 || !strings.Contains(errOut, "refusing to start") || !strings.Contains(errOut, problem) || !strings.Contains(errOut, fix) {
+		t.Errorf("run: exit %d, stderr %q; want 1, refusing with the same text and fix", code, errOut)
 	}
 }

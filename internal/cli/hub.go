@@ -1,10 +1,9 @@
-package main
+package cli
 
 import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strings"
 
 	"github.com/methodd/methodd/internal/localhub"
 )
@@ -29,7 +28,7 @@ examples:
 const defaultHubDevice = "dev-device"
 
 // hubCmd implements `methodd hub`.
-type hubCmd struct{ io stdio }
+type hubCmd struct{ env Env }
 
 // hubFlags are the parsed flags of `methodd hub`.
 type hubFlags struct {
@@ -39,12 +38,6 @@ type hubFlags struct {
 	logFormat, logLevel              string
 }
 
-// multiFlag is a repeatable string flag.
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
-
 // Run starts the hub, prints where hub.json is, blocks until ctx is done and
 // closes the hub.
 func (c *hubCmd) Run(ctx context.Context, args []string) error {
@@ -52,7 +45,7 @@ func (c *hubCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(c.io.err, "hub", f.logFormat, f.logLevel)
+	logger, err := newLogger(c.env.Stderr, "hub", f.logFormat, f.logLevel)
 	if err != nil {
 		return err
 	}
@@ -71,7 +64,7 @@ func (c *hubCmd) Run(ctx context.Context, args []string) error {
 	}
 	defer h.Close()
 	info := h.Info()
-	fmt.Fprintf(c.io.err, "methodd hub: listening (mqtts %s, https %s%s); connection strings in %s\n",
+	fmt.Fprintf(c.env.Stderr, "methodd hub: listening (mqtts %s, https %s%s); connection strings in %s\n",
 		info.MQTTAddr, info.HTTPSAddr, wsNote(info.WSAddr), filepath.Join(f.dir, "hub.json"))
 	<-ctx.Done()
 	if err := h.Close(); err != nil {
@@ -89,7 +82,7 @@ func wsNote(addr string) string {
 
 func (c *hubCmd) parse(args []string) (hubFlags, error) {
 	var f hubFlags
-	fs := newFlagSet("hub", hubUsage, c.io.err)
+	fs := newFlagSet("hub", hubUsage, c.env.Stderr)
 	fs.StringVar(&f.dir, "dir", "", "state directory (default $XDG_STATE_HOME/methodd/hub, else ~/.local/state/methodd/hub)")
 	fs.StringVar(&f.mqttAddr, "mqtt-addr", localhub.DefaultMQTTAddr, "MQTT over TLS listen address")
 	fs.StringVar(&f.httpsAddr, "https-addr", localhub.DefaultHTTPSAddr, "service REST API (HTTPS) listen address")
@@ -105,7 +98,7 @@ func (c *hubCmd) parse(args []string) (hubFlags, error) {
 		return f, usageError("hub: unexpected argument %q", fs.Arg(0))
 	}
 	if f.dir == "" {
-		dir, err := localhub.DefaultDir(c.io.getenv)
+		dir, err := localhub.DefaultDir(c.env.Getenv)
 		if err != nil {
 			return f, usageError("hub: %v; pass --dir", err)
 		}

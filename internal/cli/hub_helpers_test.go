@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/methodd/methodd/internal/localhub"
+	"github.com/methodd/methodd/internal/testkit"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -52,18 +53,7 @@ func (h *testHub) env(extra ...string) func(string) string {
 }
 
 // rootsFor is a pool trusting the hub's CA.
-func (h *testHub) roots(t testing.TB) *x509.CertPool {
-	t.Helper()
-	pem, err := os.ReadFile(h.info.CAFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatal("hub CA file holds no certificate")
-	}
-	return pool
-}
+func (h *testHub) roots(t testing.TB) *x509.CertPool { return testkit.CertPool(t, h.info.CAFile) }
 
 // directCall POSTs a method body to the hub with plain net/http (not through
 // package invoke) and returns the status and the body byte for byte.
@@ -241,7 +231,7 @@ type invokeResult struct {
 func runInvoke(t testing.TB, getenv func(string) string, stdin string, args ...string) invokeResult {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(context.Background(), append([]string{"invoke"}, args...),
-		stdio{in: strings.NewReader(stdin), out: &out, err: &errb, getenv: getenv})
+	code := Run(context.Background(), append([]string{"invoke"}, args...),
+		Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: getenv})
 	return invokeResult{code, out.String(), errb.String()}
 }

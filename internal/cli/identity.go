@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -26,6 +26,15 @@ const credentialName = "device-connection-string"
 // envDeviceConnectionString is the last identity source (design §1).
 const envDeviceConnectionString = "IOTHUB_DEVICE_CONNECTION_STRING"
 
+// identityFlags are run's flags that choose the identity.
+type identityFlags struct {
+	csFile    string // --connection-string-file
+	local     bool   // --local
+	hubDir    string // --hub-dir (defaulted)
+	hubDirSet bool   // --hub-dir was given
+	device    string // --device
+}
+
 // identity is who the daemon connects as, and how.
 type identity struct {
 	cs        iothub.ConnectionString
@@ -40,7 +49,7 @@ type identity struct {
 // the file's connection.connection_string_file; the systemd credential;
 // $IOTHUB_DEVICE_CONNECTION_STRING. With --local it starts the local hub and
 // uses the registered device instead. Errors never quote a connection string.
-func resolveIdentity(ctx context.Context, f runFlags, conn engine.Connection, getenv func(string) string, logger *slog.Logger) (identity, error) {
+func resolveIdentity(ctx context.Context, f identityFlags, conn engine.Connection, getenv func(string) string, logger *slog.Logger) (identity, error) {
 	id := identity{transport: conn.Transport}
 	if f.local {
 		return startLocal(ctx, f, id, logger)
@@ -74,7 +83,7 @@ func resolveIdentity(ctx context.Context, f runFlags, conn engine.Connection, ge
 
 // findConnectionString returns the first connection string found and names
 // its source.
-func findConnectionString(f runFlags, conn engine.Connection, getenv func(string) string) (string, string, error) {
+func findConnectionString(f identityFlags, conn engine.Connection, getenv func(string) string) (string, string, error) {
 	files := []struct{ path, source string }{
 		{f.csFile, "--connection-string-file"},
 		{conn.ConnectionStringFile, "connection.connection_string_file"},
@@ -104,7 +113,7 @@ func findConnectionString(f runFlags, conn engine.Connection, getenv func(string
 
 // startLocal starts the in-process local hub on free loopback ports, registers
 // f.device and returns its identity, trusting the hub's CA.
-func startLocal(ctx context.Context, f runFlags, id identity, logger *slog.Logger) (identity, error) {
+func startLocal(ctx context.Context, f identityFlags, id identity, logger *slog.Logger) (identity, error) {
 	opts := localhub.Options{
 		Dir:       f.hubDir,
 		MQTTAddr:  "127.0.0.1:0",

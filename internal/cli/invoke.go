@@ -1,20 +1,14 @@
-package main
+package cli
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
+	"io"
+	"os"
 	"time"
 
 	"github.com/methodd/methodd/invoke"
 	"github.com/methodd/methodd/iothub"
-)
-
-// Exit codes of `methodd invoke` beyond the shared 0/1/2 (design §1).
-const (
-	exitUnreachable = 3 // device or module not found, or not online (404001, 404010, 404103)
-	exitTimeout     = 4 // the device did not answer in time (504101)
-	exitHubError    = 5 // any other hub, auth or network error
 )
 
 const invokeUsage = `usage: methodd invoke [flags] DEVICE[/MODULE] METHOD [PAYLOAD]
@@ -54,30 +48,24 @@ examples:
   methodd invoke --devices-file fleet.txt --parallel 64 ping > results.jsonl`
 
 // invokeCmd implements `methodd invoke`.
-type invokeCmd struct{ io stdio }
+type invokeCmd struct{ env Env }
 
 // invokeFlags are the parsed flags of `methodd invoke`.
 type invokeFlags struct {
-	connectionString string
-	local            bool
-	hubDir           string
-	caFile           string
-	timeout          time.Duration
-	connectTimeout   time.Duration
-	output           string
-	devicesFile      string
-	parallel         int
+	hub            serviceFlags
+	timeout        time.Duration
+	connectTimeout time.Duration
+	output         string
+	devicesFile    string
+	parallel       int
 }
 
 // Run implements `methodd invoke`: every argument is checked before the
 // first request, then one call or a fan-out is made.
 func (c *invokeCmd) Run(ctx context.Context, args []string) error {
 	var f invokeFlags
-	fs := newFlagSet("invoke", invokeUsage, c.io.err)
-	fs.StringVar(&f.connectionString, "connection-string", "", "hub (service) connection string; default $IOTHUB_CONNECTION_STRING or $IOTHUB_SERVICE_CONNECTION_STRING")
-	fs.BoolVar(&f.local, "local", false, "call the local hub described by hub.json in --hub-dir")
-	fs.StringVar(&f.hubDir, "hub-dir", "", "local hub state directory (default $XDG_STATE_HOME/methodd/hub, else ~/.local/state/methodd/hub)")
-	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of extra trusted root certificates")
+	fs := newFlagSet("invoke", invokeUsage, c.env.Stderr)
+	f.hub.add(fs)
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long the hub waits for the device's reply (5s..300s, whole seconds)")
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", 0, "how long the hub waits for an offline device to connect (0s..300s, whole seconds)")
 	fs.StringVar(&f.output, "o", "json", "output: json, pretty or payload")
@@ -135,14 +123,14 @@ func (c *invokeCmd) plan(f invokeFlags, args []string) (invokePlan, error) {
 		if args[1] == "-" && f.devicesFile == "-" {
 			return p, usageError("invoke: the payload cannot come from standard input when the devices do")
 		}
-		payload, err := readPayload("invoke", args[1], c.io.in)
+		payload, err := readPayload("invoke", args[1], c.env.Stdin)
 		if err != nil {
 			return p, err
 		}
 		p.req.Payload = payload
 	}
 	if f.devicesFile != "" {
-		targets, err := readDevicesFile(f.devicesFile, c.io.in)
+		targets, err := readDevicesFile(f.devicesFile, c.env.Stdin)
 		if err != nil {
 			return p, err
 		}
@@ -164,32 +152,19 @@ func checkInvokeFlags(f invokeFlags) error {
 		return usageError("invoke: -o %s needs a single DEVICE; --devices-file prints JSON lines", f.output)
 	case f.parallel < 1 || f.parallel > 1024:
 		return usageError("invoke: --parallel %d: want 1 to 1024", f.parallel)
-	case f.local && f.connectionString != "":
-		return usageError("invoke: --local and --connection-string exclude each other")
 	}
-	return nil
+	return f.hub.check("invoke")
 }
 
 // client builds the REST client for the hub the flags and environment name.
 func (c *invokeCmd) client(f invokeFlags) (*invoke.Client, error) {
-	hub, err := resolveHub(f, c.io.getenv)
+	hub, err := resolveHub("invoke", f.hub, c.env.Getenv)
 	if err != nil {
 		return nil, err
 	}
-	roots, err := x509.SystemCertPool()
+	roots, err := trustedRoots("invoke", hub, f.hub.caFile)
 	if err != nil {
-		roots = x509.NewCertPool()
-	}
-	for _, file := range []string{hub.caFile, f.caFile} {
-		if file == "" {
-			continue
-		}
-		if err := addRoots(roots, file); err != nil {
-			if file == hub.caFile {
-				return nil, withExit(exitHubError, err)
-			}
-			return nil, usageError("invoke: --ca-file: %v", err)
-		}
+		return nil, err
 	}
 	cl, err := invoke.NewClient(hub.cs, invoke.ClientOptions{
 		RootCAs:   roots,
@@ -210,7 +185,7 @@ func (c *invokeCmd) single(ctx context.Context, client *invoke.Client, p invokeP
 	if err != nil {
 		return withExit(exitCodeOfKind(kind), err)
 	}
-	if err := printResult(c.io.out, res, output); err != nil {
+	if err := printResult(c.env.Stdout, res, output); err != nil {
 		return withExit(exitHubError, fmt.Errorf("invoke %s %s: %w", p.target, p.req.MethodName, err))
 	}
 	if kind != invoke.KindOK {
@@ -233,4 +208,26 @@ func exitCodeOfKind(k invoke.Kind) int {
 	default:
 		return exitHubError
 	}
+}
+
+// readDevicesFile reads the targets of a fan-out from a file or, for "-",
+// standard input. An unreadable or empty list is a usage error.
+func readDevicesFile(name string, stdin io.Reader) ([]invoke.Target, error) {
+	r := stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, usageError("invoke: --devices-file: %v", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	targets, err := invoke.ReadTargets(r)
+	if err != nil {
+		return nil, usageError("invoke: --devices-file %s: %v", name, err)
+	}
+	if len(targets) == 0 {
+		return nil, usageError("invoke: --devices-file %s lists no devices", name)
+	}
+	return targets, nil
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -150,10 +150,10 @@ func benchmarkFanOut(b *testing.B, parallel, reps int) {
 		b.Fatal(err)
 	}
 	args := []string{"invoke", "--local", "--hub-dir", h.dir, "--devices-file", file, "--parallel", fmt.Sprint(parallel), "echo", `{"bench":true}`}
-	s := stdio{in: strings.NewReader(""), out: io.Discard, err: io.Discard, getenv: h.env()}
+	s := Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, Getenv: h.env()}
 	cpu0 := testkit.ProcessCPU()
 	for b.Loop() {
-		if code := run(b.Context(), args, s); code != 0 {
+		if code := Run(b.Context(), args, s); code != 0 {
 			b.Fatalf("exit %d", code)
 		}
 	}

@@ -1,10 +1,9 @@
-package main
+package cli
 
 import (
 	"encoding/json"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -232,30 +231,6 @@ func TestInvokeInputErrorsMakeNoRequest(t *testing.T) {
 	if c, err := l.Accept(); err == nil {
 		c.Close()
 		t.Error("a connection was opened for an invalid input")
-	}
-}
-
-// TestInvokeBinary builds methodd and drives it as a user would against a
-// local hub.
-func TestInvokeBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := buildMethodd(t)
-	h := startTestHub(t, "dev", "off")
-	startEchoDevice(t, h, "dev")
-	cmd := exec.Command(bin, "invoke", "--local", "--hub-dir", h.dir, "dev", "echo", "-")
-	cmd.Stdin = strings.NewReader(`{"from": "stdin"}`)
-	out, err := cmd.Output()
-	if err != nil || string(out) != "{\"status\":200,\"payload\":{\"from\": \"stdin\"}}\n" {
-		t.Errorf("got %q, %v", out, err)
-	}
-	cmd = exec.Command(bin, "invoke", "--local", "--hub-dir", h.dir, "off", "echo")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	err = cmd.Run()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitUnreachable || !strings.Contains(stderr.String(), "404103") {
-		t.Errorf("offline device: got %v, stderr %q; want exit 3 naming 404103", err, stderr.String())
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -39,21 +39,21 @@ func printResult(w io.Writer, res invoke.Result, output string) error {
 // wrong key or an unreachable hub fails every call alike); 1 otherwise.
 func (c *invokeCmd) fanOut(ctx context.Context, client *invoke.Client, p invokePlan, parallel int) error {
 	var sum invoke.Summary
-	prog := newProgress(c.io.err, len(p.targets), time.Now)
+	prog := newProgress(c.env.Stderr, len(p.targets), time.Now)
 	start := time.Now()
 	var werr error
 	client.InvokeMany(ctx, p.targets, p.req, parallel, func(o invoke.Outcome) {
 		sum.Add(o)
 		prog.clear()
 		if werr == nil {
-			_, werr = c.io.out.Write(append(o.Line(), '\n'))
+			_, werr = c.env.Stdout.Write(append(o.Line(), '\n'))
 		}
 		prog.update(sum.Total())
 	})
 	prog.clear()
 	elapsed := time.Since(start)
 	rate := float64(sum.Total()) / max(elapsed.Seconds(), 1e-9)
-	fmt.Fprintf(c.io.err, "methodd: %s; %s, %.0f calls/s\n", sum.String(), elapsed.Round(time.Millisecond), rate)
+	fmt.Fprintf(c.env.Stderr, "methodd: %s; %s, %.0f calls/s\n", sum.String(), elapsed.Round(time.Millisecond), rate)
 	if werr != nil {
 		return withExit(exitFailure, fmt.Errorf("invoke: write results: %w", werr))
 	}

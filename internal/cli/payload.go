@@ -1,18 +1,13 @@
-package main
+package cli
 
 import (
 	"bytes"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"strings"
 
-	"github.com/methodd/methodd/internal/localhub"
-	"github.com/methodd/methodd/invoke"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -55,99 +50,4 @@ func readPayload(cmd, arg string, stdin io.Reader) (json.RawMessage, error) {
 		return nil, usageError("%s: %s is not valid JSON: %v", cmd, src, err)
 	}
 	return b, nil
-}
-
-// readDevicesFile reads the targets of a fan-out from a file or, for "-",
-// standard input. An unreadable or empty list is a usage error.
-func readDevicesFile(name string, stdin io.Reader) ([]invoke.Target, error) {
-	r := stdin
-	if name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, usageError("invoke: --devices-file: %v", err)
-		}
-		defer f.Close()
-		r = f
-	}
-	targets, err := invoke.ReadTargets(r)
-	if err != nil {
-		return nil, usageError("invoke: --devices-file %s: %v", name, err)
-	}
-	if len(targets) == 0 {
-		return nil, usageError("invoke: --devices-file %s lists no devices", name)
-	}
-	return targets, nil
-}
-
-// hubChoice is the hub a run talks to and where that choice came from.
-type hubChoice struct {
-	cs     iothub.ConnectionString
-	source string // "--connection-string", "$IOTHUB_CONNECTION_STRING", "hub.json", ...
-	caFile string // the local hub's CA
-	addr   string // the local hub's HTTPS listener
-}
-
-// resolveHub picks the hub (design §1): --local reads hub.json; otherwise
-// --connection-string, else $IOTHUB_CONNECTION_STRING, else
-// $IOTHUB_SERVICE_CONNECTION_STRING. A missing or malformed string is a usage
-// error that never quotes the string.
-func resolveHub(f invokeFlags, getenv func(string) string) (hubChoice, error) {
-	if f.local {
-		return localHub(f.hubDir, getenv)
-	}
-	var h hubChoice
-	s := f.connectionString
-	h.source = "--connection-string"
-	for _, env := range []string{"IOTHUB_CONNECTION_STRING", "IOTHUB_SERVICE_CONNECTION_STRING"} {
-		if s == "" {
-			s, h.source = getenv(env), "$"+env
-		}
-	}
-	if s == "" {
-		return h, usageError("invoke: no hub: give --connection-string, set IOTHUB_CONNECTION_STRING, or use --local")
-	}
-	cs, err := iothub.ParseServiceConnectionString(s)
-	if err != nil {
-		return h, usageError("invoke: connection string (%s): %v", h.source, err)
-	}
-	h.cs = cs
-	return h, nil
-}
-
-// localHub reads the local hub's hub.json. No hub there is exit 5: the hub,
-// not the command line, is missing.
-func localHub(dir string, getenv func(string) string) (hubChoice, error) {
-	h := hubChoice{source: "hub.json"}
-	if dir == "" {
-		d, err := localhub.DefaultDir(getenv)
-		if err != nil {
-			return h, usageError("invoke: --local: %v; give --hub-dir", err)
-		}
-		dir = d
-	}
-	info, err := localhub.ReadInfo(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return h, withExit(exitHubError, fmt.Errorf("invoke: no local hub in %s (start one with `methodd hub` or `methodd run --local`)", dir))
-	}
-	if err != nil {
-		return h, withExit(exitHubError, fmt.Errorf("invoke: --local: %v", err))
-	}
-	cs, err := iothub.ParseServiceConnectionString(info.ServiceConnectionString)
-	if err != nil {
-		return h, withExit(exitHubError, fmt.Errorf("invoke: --local: service connection string in %s: %v", dir, err))
-	}
-	h.cs, h.caFile, h.addr = cs, info.CAFile, info.HTTPSAddr
-	return h, nil
-}
-
-// addRoots adds the PEM certificates of file to pool.
-func addRoots(pool *x509.CertPool, file string) error {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return err
-	}
-	if !pool.AppendCertsFromPEM(b) {
-		return fmt.Errorf("%s holds no PEM certificate", file)
-	}
-	return nil
 }

@@ -1,26 +1,23 @@
-package main
+package cli
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
-	"sync"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/methodd/methodd/engine"
-	"github.com/methodd/methodd/internal/confperm"
+	"github.com/methodd/methodd/internal/daemon"
 	"github.com/methodd/methodd/internal/device"
+	"github.com/methodd/methodd/internal/handlersfile"
 	"github.com/methodd/methodd/internal/localhub"
 	"github.com/methodd/methodd/internal/logbatch"
-	"github.com/methodd/methodd/internal/sdnotify"
-	"github.com/methodd/methodd/internal/serve"
+	"github.com/methodd/methodd/internal/logkey"
 )
 
 const runUsage = `usage: methodd run [--config FILE] [--connection-string-file FILE] [--local [--hub-dir DIR] [--device ID[/MODULE]]]
@@ -42,6 +39,10 @@ With --local, a local hub runs in-process instead (state in --hub-dir, free
 ports on 127.0.0.1, hub.json written for 'methodd invoke --local'), the device
 is registered on it and the daemon connects to it over TLS.
 
+Exit status: 0 stopped by SIGINT/SIGTERM; 1 the handlers file's permissions
+are unsafe (someone other than root or this user could change it), or the
+daemon failed; 2 usage error, invalid handlers file or no identity.
+
 examples:
   methodd run --local --config handlers.yaml.example
   methodd run --config /etc/methodd/handlers.yaml --log-format json
@@ -55,20 +56,21 @@ const minSASTTL = 5 * time.Second
 const defaultDrainTimeout = 10 * time.Second
 
 // runCmd implements `methodd run`.
-type runCmd struct{ io stdio }
+type runCmd struct{ env Env }
 
 // runFlags are the parsed flags of `methodd run`.
 type runFlags struct {
-	config, hubDir, device, csFile string
-	local, hubDirSet               bool
-	logFormat, logLevel            string
-	drainTimeout, sasTTL           time.Duration
+	config              string
+	id                  identityFlags
+	logFormat, logLevel string
+	drainTimeout        time.Duration
+	sasTTL              time.Duration
 }
 
-// Run loads the handlers, resolves the identity (or starts the local hub),
-// and runs the device session until ctx is done, reloading the handlers on
-// file changes and SIGHUP and keeping systemd informed. An invalid config
-// prints its diagnostics and exits 2; an unsafe one exits 1.
+// Run loads the handlers, resolves the identity (or starts the local hub)
+// and runs the daemon until ctx is done, turning each SIGHUP into a reload
+// request. An invalid config prints its diagnostics and exits 2; an unsafe
+// one exits 1.
 func (c *runCmd) Run(ctx context.Context, args []string) error {
 	f, err := c.parse(args)
 	if err != nil {
@@ -78,92 +80,79 @@ func (c *runCmd) Run(ctx context.Context, args []string) error {
 	// batching writer: a busy daemon writes a log line per call, and those
 	// lines then share write(2)s instead of each costing one on the reply's
 	// path. Close writes out what is still buffered.
-	errw := logbatch.New(c.io.err)
+	errw := logbatch.New(c.env.Stderr)
 	defer errw.Close()
 	logger, err := newLogger(errw, "run", f.logFormat, f.logLevel)
 	if err != nil {
 		return err
 	}
-	// From here on SIGHUP never kills the daemon: the reloader acts on it
-	// while it runs; this guard swallows it before and after.
-	stopHUP := guardSIGHUP()
+	// From here on SIGHUP never kills the daemon: each one is a reload
+	// request, queued until the daemon takes it.
+	reload, stopHUP := reloadOnSIGHUP()
 	defer stopHUP()
-	parse := func(file string, data []byte) (*engine.Set, error) {
-		return engine.Parse(file, data, engine.Options{Logger: logger.With("component", "engine")})
-	}
-	set, data, err := c.load(errw, f, parse, logger)
+	opts := handlersfile.Options{DaemonUID: os.Geteuid(), Engine: engine.Options{Logger: logger.With(logkey.Component, "engine")}}
+	loaded, err := loadForRun(errw, f.config, opts)
 	if err != nil {
 		return err
 	}
-	eng := engine.New(set)
-	id, err := resolveIdentity(ctx, f, set.Connection(), c.io.getenv, logger)
+	for _, d := range loaded.Set.Warnings() {
+		logger.Warn("config warning", logkey.Diagnostic, d.String())
+	}
+	conn := loaded.Set.Connection()
+	id, err := resolveIdentity(ctx, f.id, conn, c.env.Getenv, logger)
 	if err != nil {
 		return err
 	}
 	if id.hub != nil {
 		defer id.hub.Close()
 	}
-	notifier := sdnotify.New(c.io.getenv)
-	health := newRunHealth(notifier, id.cs.ClientID(), fmt.Sprintf("%d methods, config %.12s", len(set.Methods()), set.Digest()),
-		time.Now, func() { c.started(errw, f, id) })
-	setGCPercent(c.io.getenv)
-	calls := new(callCounter)
-	sess, err := c.session(f, id, set.Connection(), eng, calls, logger, health.onState)
-	if err != nil {
-		return err
-	}
-	rl, err := newReloader(reloaderConfig{Path: f.config, Baseline: data, Parse: parse, Engine: eng,
-		Notifier: notifier, Logger: logger, DaemonUID: os.Geteuid(), Status: health.status})
-	if err != nil {
-		return fmt.Errorf("run: watch %s: %w", f.config, err)
-	}
-	logger.Info("starting", "config", f.config, "methods", len(set.Methods()), "identity", id.cs.ClientID(),
-		"identitySource", id.source, "host", id.cs.HostName, "dial", id.cs.DialHost())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := rl.Run(ctx); err != nil {
-			logger.Error("config watch failed; changes now apply only at restart", "err", err)
-		}
+	err = daemon.Run(ctx, daemon.Config{
+		Path:           f.config,
+		Loaded:         loaded,
+		Load:           opts,
+		Device:         c.deviceConfig(f, id, conn),
+		IdentitySource: id.source,
+		Reload:         reload,
+		Getenv:         c.env.Getenv,
+		Logger:         logger,
+		OnReady: func() {
+			if id.hub != nil { // straight to stderr, not batched: printed before READY=1
+				fmt.Fprintf(c.env.Stderr, "methodd run: %s is connected to the local hub; call it with: %s\n",
+					id.cs.ClientID(), localInvokeHint(f.id, id.cs.ClientID()))
+			}
+		},
 	})
-	wg.Go(func() { health.watchdog(ctx, c.io.getenv, os.Getpid()) })
-	wg.Go(func() {
-		t := time.NewTicker(idleTrimEvery)
-		defer t.Stop()
-		trimWhenIdle(ctx, calls, t.C, returnMemory)
-	})
-	wg.Go(func() {
-		<-ctx.Done()
-		_ = notifier.Stopping()
-	})
-	err = sess.Run(ctx)
-	wg.Wait()
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
-	logger.Info("stopped")
 	return nil
 }
 
-// started runs once, when the first subscription is in place.
-func (c *runCmd) started(w io.Writer, f runFlags, id identity) {
-	// Start-up is over: hand its garbage (YAML nodes, expression
-	// compilation, certificate parsing) back to the OS once, so that the
-	// idle daemon's RSS is what it keeps, not what it once needed.
-	debug.FreeOSMemory()
-	if id.hub != nil {
-		fmt.Fprintf(w, "methodd run: %s is connected to the local hub; call it with: %s\n",
-			id.cs.ClientID(), localInvokeHint(f, id.cs.ClientID()))
+// deviceConfig is the session the daemon runs as id.
+func (c *runCmd) deviceConfig(f runFlags, id identity, conn engine.Connection) device.Config {
+	ttl := conn.SASTTL
+	if f.sasTTL > 0 {
+		ttl = f.sasTTL
+	}
+	return device.Config{
+		Identity:     id.cs,
+		Transport:    id.transport,
+		RootCAs:      id.roots,
+		ClientCert:   id.cert,
+		ProductInfo:  productToken(),
+		SASTTL:       ttl,
+		DrainTimeout: f.drainTimeout,
 	}
 }
 
 func (c *runCmd) parse(args []string) (runFlags, error) {
 	var f runFlags
-	fs := newFlagSet("run", runUsage, c.io.err)
+	fs := newFlagSet("run", runUsage, c.env.Stderr)
 	fs.StringVar(&f.config, "config", engine.DefaultConfigPath, "handlers file")
-	fs.StringVar(&f.csFile, "connection-string-file", "", "file holding the device connection string")
-	fs.BoolVar(&f.local, "local", false, "start a local hub in-process and connect to it")
-	fs.StringVar(&f.hubDir, "hub-dir", "", "local hub state directory (default $XDG_STATE_HOME/methodd/hub, else ~/.local/state/methodd/hub)")
-	fs.StringVar(&f.device, "device", defaultHubDevice, "identity ID or ID/MODULE to register and use with --local")
+	fs.StringVar(&f.id.csFile, "connection-string-file", "", "file holding the device connection string")
+	fs.BoolVar(&f.id.local, "local", false, "start a local hub in-process and connect to it")
+	fs.StringVar(&f.id.hubDir, "hub-dir", "", "local hub state directory (default $XDG_STATE_HOME/methodd/hub, else ~/.local/state/methodd/hub)")
+	fs.StringVar(&f.id.device, "device", defaultHubDevice, "identity ID or ID/MODULE to register and use with --local")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", defaultDrainTimeout, "at shutdown, how long running calls may finish")
@@ -174,77 +163,49 @@ func (c *runCmd) parse(args []string) (runFlags, error) {
 	if fs.NArg() > 0 {
 		return f, usageError("run: unexpected argument %q", fs.Arg(0))
 	}
-	fs.Visit(func(fl *flag.Flag) { f.hubDirSet = f.hubDirSet || fl.Name == "hub-dir" })
-	if f.local && f.csFile != "" {
+	f.id.hubDirSet = isSet(fs, "hub-dir")
+	switch {
+	case f.id.local && f.id.csFile != "":
 		return f, usageError("run: --local and --connection-string-file exclude each other")
-	}
-	if !f.local && (f.hubDirSet || f.device != defaultHubDevice) {
+	case !f.id.local && (f.id.hubDirSet || f.id.device != defaultHubDevice):
 		return f, usageError("run: --hub-dir and --device need --local")
-	}
-	if f.drainTimeout <= 0 {
+	case f.drainTimeout <= 0:
 		return f, usageError("run: --drain-timeout must be positive")
-	}
-	if f.sasTTL != 0 && f.sasTTL < minSASTTL {
+	case f.sasTTL != 0 && f.sasTTL < minSASTTL:
 		return f, usageError("run: --sas-ttl must be at least %s", minSASTTL)
 	}
-	if f.local && f.hubDir == "" {
-		dir, err := localhub.DefaultDir(c.io.getenv)
+	if f.id.local && f.id.hubDir == "" {
+		dir, err := localhub.DefaultDir(c.env.Getenv)
 		if err != nil {
 			return f, usageError("run: --local: %v; give --hub-dir", err)
 		}
-		f.hubDir = dir
+		f.id.hubDir = dir
 	}
 	return f, nil
 }
 
-// load is the start-up half of the reload transaction (loadConfig: the
-// permission check, then the same parse as check and reload). Diagnostics
-// are printed on w one per line and exit 2; unsafe permissions exit 1.
-func (c *runCmd) load(w io.Writer, f runFlags, parse func(string, []byte) (*engine.Set, error), logger *slog.Logger) (*engine.Set, []byte, error) {
-	set, data, err := loadConfig(f.config, os.Geteuid(), parse)
+// loadForRun is the daemon's start-up load (the one load path). An invalid
+// file's diagnostics are printed on w one per line and exit 2; unsafe
+// permissions are refused with exit 1.
+func loadForRun(w io.Writer, path string, opts handlersfile.Options) (handlersfile.Loaded, error) {
+	l, err := handlersfile.Load(path, opts)
 	var diags engine.Diagnostics
 	switch {
+	case l.Unsafe != nil:
+		return l, withExit(exitFailure, fmt.Errorf("run: refusing to start: %w", l.Unsafe))
 	case errors.As(err, &diags):
 		for _, d := range diags {
 			fmt.Fprintln(w, d.String())
 		}
-		return nil, nil, withExit(exitUsage, fmt.Errorf("run: %s: %d problems", f.config, len(diags)))
-	case errors.Is(err, confperm.ErrUnsafe):
-		return nil, nil, withExit(exitFailure, fmt.Errorf("run: refusing to start: %w", err))
+		return l, withExit(exitUsage, fmt.Errorf("run: %s: %d problems", path, len(diags)))
 	case err != nil:
-		return nil, nil, withExit(exitUsage, fmt.Errorf("run: %w", err))
+		return l, withExit(exitUsage, fmt.Errorf("run: %w", err))
 	}
-	for _, d := range set.Warnings() {
-		logger.Warn("config warning", "diagnostic", d.String())
-	}
-	return set, data, nil
-}
-
-// session builds the device session that serves eng as identity id.
-func (c *runCmd) session(f runFlags, id identity, conn engine.Connection, eng *engine.Engine, calls *callCounter, logger *slog.Logger, onState func(device.State)) (*device.Session, error) {
-	ttl := conn.SASTTL
-	if f.sasTTL > 0 {
-		ttl = f.sasTTL
-	}
-	sess, err := device.New(device.Config{
-		Identity:     id.cs,
-		Transport:    id.transport,
-		RootCAs:      id.roots,
-		ClientCert:   id.cert,
-		ProductInfo:  productToken(),
-		SASTTL:       ttl,
-		DrainTimeout: f.drainTimeout,
-		Logger:       logger,
-		OnState:      onState,
-	}, serve.Handler{Engine: eng, DeviceID: id.cs.DeviceID, ModuleID: id.cs.ModuleID, OnCall: calls.add})
-	if err != nil {
-		return nil, withExit(exitUsage, fmt.Errorf("run: %w", err))
-	}
-	return sess, nil
+	return l, nil
 }
 
 // localInvokeHint is the command that calls ping on the local identity.
-func localInvokeHint(f runFlags, clientID string) string {
+func localInvokeHint(f identityFlags, clientID string) string {
 	s := "methodd invoke --local "
 	if f.hubDirSet {
 		s += "--hub-dir " + shellQuote(f.hubDir) + " "
@@ -252,24 +213,40 @@ func localInvokeHint(f runFlags, clientID string) string {
 	return s + clientID + " ping"
 }
 
-// guardSIGHUP keeps SIGHUP from killing the daemon (its default action)
-// for as long as run lives; the reloader acts on the signal while it runs.
-func guardSIGHUP() (stop func()) {
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:@%+,", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// reloadOnSIGHUP makes SIGHUP a reload request for as long as run lives:
+// the process's one SIGHUP handler. Requests that arrive while one is
+// pending coalesce (a reload reads the file as it is then). stop restores
+// the default action.
+func reloadOnSIGHUP() (<-chan struct{}, func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	done := make(chan struct{})
-	exited := make(chan struct{})
+	reload := make(chan struct{}, 1)
+	done, exited := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(exited)
 		for {
 			select {
 			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				default:
+				}
 			case <-done:
 				return
 			}
 		}
 	}()
-	return func() {
+	return reload, func() {
 		signal.Stop(hup)
 		close(done)
 		<-exited

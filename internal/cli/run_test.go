@@ -1,104 +1,16 @@
-package main
+package cli
 
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/methodd/methodd/engine"
-	"github.com/methodd/methodd/internal/localhub"
 )
-
-// runSmokeOutput is a goroutine-safe stderr sink that signals when a line
-// containing want appears.
-type runSmokeOutput struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	want string
-	seen chan struct{}
-	once sync.Once
-}
-
-func (o *runSmokeOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.buf.Write(p)
-	if strings.Contains(o.buf.String(), o.want) {
-		o.once.Do(func() { close(o.seen) })
-	}
-	return len(p), nil
-}
-
-func (o *runSmokeOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
-}
-
-// TestRunSmokeBinary does what the README says: methodd run --local with the
-// example config in one process, then calls it from another (methodd invoke
-// --local, and a plain HTTPS call to the hub's REST API), then SIGTERM → 0.
-func TestRunSmokeBinary(t *testing.T) {
-	bin := buildMethodd(t)
-	dir := filepath.Join(t.TempDir(), "hub")
-	cmd := exec.Command(bin, "run", "--local", "--config", "handlers.yaml.example", "--hub-dir", dir)
-	out := &runSmokeOutput{want: "call it with: methodd invoke --local --hub-dir " + dir + " dev-device ping", seen: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("methodd run output:\n%s", out.String())
-		}
-	})
-	select {
-	case <-out.seen:
-	case err := <-exited:
-		t.Fatalf("methodd run exited early (%v):\n%s", err, out)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no 'call it with' line within 30s:\n%s", out)
-	}
-
-	// From another process, exactly as the printed line says.
-	inv := exec.Command(bin, "invoke", "--local", "--hub-dir", dir, "dev-device", "ping", `{"from":"smoke"}`)
-	got, err := inv.CombinedOutput()
-	if err != nil || !strings.Contains(string(got), `"status":200`) || !strings.Contains(string(got), `"pong":true`) ||
-		!strings.Contains(string(got), `"echo":{"from":"smoke"}`) {
-		t.Errorf("methodd invoke ping: %v\n%s", err, got)
-	}
-	// And over plain HTTPS with the service connection string of hub.json.
-	info, err := localhub.ReadInfo(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem, err := os.ReadFile(info.CAFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	code, body := hubSmokePost(t, info.ServiceConnectionString, pool, `{"methodName":"ping","payload":{"n":1},"responseTimeoutInSeconds":10}`)
-	if code != 200 || !strings.Contains(body, `"status":200`) || !strings.Contains(body, `"pong":true`) {
-		t.Errorf("HTTPS ping: got %d %s, want 200 with status 200 and pong", code, body)
-	}
-	if strings.Contains(out.String(), "SharedAccessKey=") || strings.Contains(out.String(), "sig=") {
-		t.Error("methodd run logged a secret")
-	}
-
-	stopWithSIGTERM(t, cmd, exited, 20*time.Second)
-}
 
 // TestRunUsageAndConfigErrors: bad flags and invalid configs exit 2 before
 // any connection is attempted.
@@ -127,8 +39,8 @@ func TestRunUsageAndConfigErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
-			code := run(context.Background(), append([]string{"run"}, tc.args...),
-				stdio{in: strings.NewReader(""), out: &out, err: &errb, getenv: func(k string) string { return env[k] }})
+			code := Run(context.Background(), append([]string{"run"}, tc.args...),
+				Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return env[k] }})
 			if code != tc.code {
 				t.Errorf("exit: got %d, want %d (stderr %s)", code, tc.code, errb.String())
 			}
@@ -171,7 +83,7 @@ func TestRunIdentityOrder(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s, src, err := findConnectionString(runFlags{csFile: tc.flag}, engine.Connection{ConnectionStringFile: tc.yaml},
+			s, src, err := findConnectionString(identityFlags{csFile: tc.flag}, engine.Connection{ConnectionStringFile: tc.yaml},
 				func(k string) string { return tc.env[k] })
 			if err != nil || s != tc.want || src != tc.wantSource {
 				t.Errorf("got %q from %q (%v), want %q from %q", s, src, err, tc.want, tc.wantSource)
@@ -179,7 +91,7 @@ func TestRunIdentityOrder(t *testing.T) {
 		})
 	}
 	secret := "HostName=h;DeviceId=d;SharedAccessKey=c2VjcmV0c2VjcmV0;Bogus=1"
-	_, err := resolveIdentity(context.Background(), runFlags{}, engine.Connection{},
+	_, err := resolveIdentity(context.Background(), identityFlags{}, engine.Connection{},
 		func(k string) string { return map[string]string{envDeviceConnectionString: secret}[k] }, nil)
 	if err == nil || strings.Contains(err.Error(), "c2VjcmV0c2VjcmV0") {
 		t.Errorf("got %v, want an error without the key", err)

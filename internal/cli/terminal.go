@@ -1,17 +1,14 @@
-package main
+package cli
 
 import (
 	"io"
 
-	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 )
 
-// isTerminal reports whether w is a file descriptor of a terminal.
+// isTerminal reports whether w is a terminal (a progress line is drawn
+// there, never into a file or a pipe).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(interface{ Fd() uintptr })
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+	return ok && term.IsTerminal(int(f.Fd()))
 }

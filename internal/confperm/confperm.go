@@ -51,18 +51,18 @@ func (e *Error) Is(target error) bool { return target == ErrUnsafe }
 func Check(path string, daemonUID int) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return fmt.Errorf("check %s: %w", path, err)
+		return fmt.Errorf("permissions of %s: %w", path, err)
 	}
 	var problems []error
 	seen := map[string]bool{}
 	p := abs
 	for hops := 0; ; hops++ {
 		if hops > maxHops {
-			return fmt.Errorf("check %s: too many levels of symbolic links", path)
+			return fmt.Errorf("permissions of %s: too many levels of symbolic links", path)
 		}
 		next, err := walk(p, daemonUID, seen, &problems)
 		if err != nil {
-			return fmt.Errorf("check %s: %w", path, err)
+			return fmt.Errorf("permissions of %s: %w", path, err)
 		}
 		if next == "" {
 			return errors.Join(problems...)

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -24,6 +24,17 @@ const defaultGCPercent = 200
 // calls; memory is returned one to two periods after the last call.
 const idleTrimEvery = 10 * time.Second
 
+// setGCPercent applies defaultGCPercent unless GOGC is set: an operator's
+// choice (Environment=GOGC=... in the unit) wins. It returns the function
+// that restores the previous setting.
+func setGCPercent(getenv func(string) string) (restore func()) {
+	if getenv("GOGC") != "" {
+		return func() {}
+	}
+	old := debug.SetGCPercent(defaultGCPercent)
+	return func() { debug.SetGCPercent(old) }
+}
+
 // returnMemory gives the kernel back what the heap does not need now. It
 // collects twice: objects kept in a sync.Pool (the engine's reply buffers,
 // up to one per call that was in flight) survive one collection.
@@ -32,29 +43,23 @@ func returnMemory() {
 	debug.FreeOSMemory()
 }
 
-// setGCPercent applies defaultGCPercent unless GOGC is set: an operator's
-// choice (Environment=GOGC=... in the unit) wins.
-func setGCPercent(getenv func(string) string) {
-	if getenv("GOGC") == "" {
-		debug.SetGCPercent(defaultGCPercent)
-	}
-}
-
 // callCounter counts method calls; trimWhenIdle watches it.
 type callCounter struct{ n atomic.Uint64 }
 
 func (c *callCounter) add() { c.n.Add(1) }
 
 // trimWhenIdle calls free once after each burst of calls (see idleTrim),
-// checking at every tick, until ctx is done. An idle daemon then holds what
+// checking every period, until ctx is done. An idle daemon then holds what
 // it needs, not what its last burst needed.
-func trimWhenIdle(ctx context.Context, calls *callCounter, tick <-chan time.Time, free func()) {
+func trimWhenIdle(ctx context.Context, calls *callCounter, period time.Duration, free func()) {
+	tick := time.NewTicker(period)
+	defer tick.Stop()
 	t := idleTrim{last: calls.n.Load()}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick:
+		case <-tick.C:
 			if t.step(calls.n.Load()) {
 				free()
 			}

@@ -1,8 +1,11 @@
-package main
+package daemon
 
 import (
+	"context"
 	"runtime/debug"
 	"testing"
+	"testing/synctest"
+	"time"
 )
 
 // TestIdleTrimFreesOnceAfterEachBurst: nothing is freed while idle from the
@@ -30,21 +33,58 @@ func TestIdleTrimFreesOnceAfterEachBurst(t *testing.T) {
 	}
 }
 
+// TestTrimWhenIdleOnTheClock runs the trim loop on the bubble's fake clock:
+// memory is returned one to two periods after the last call of a burst,
+// once per burst, and never while idle.
+func TestTrimWhenIdleOnTheClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const period = 10 * time.Second
+		var calls callCounter
+		var freedAt []time.Duration
+		start := time.Now()
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() {
+			trimWhenIdle(ctx, &calls, period, func() { freedAt = append(freedAt, time.Since(start)) })
+			close(done)
+		}()
+		time.Sleep(35 * time.Second) // idle: ticks at 10, 20, 30 free nothing
+		for range 3 {                // calls at 35, 45 and 55 s: ticks at 40, 50, 60 see them
+			calls.add()
+			time.Sleep(10 * time.Second)
+		}
+		time.Sleep(30 * time.Second) // to 95 s: the tick at 70 finds it quiet and frees; 80, 90 do not
+		calls.add()                  // one call at 95 s
+		time.Sleep(30 * time.Second) // to 125 s: 100 sees it, 110 frees, 120 does not
+		cancel()
+		<-done
+		want := []time.Duration{70 * time.Second, 110 * time.Second}
+		if len(freedAt) != len(want) || freedAt[0] != want[0] || freedAt[1] != want[1] {
+			t.Fatalf("memory freed at %v, want %v", freedAt, want)
+		}
+	})
+}
+
 // TestSetGCPercentYieldsToGOGC: the daemon's default applies only when the
-// environment sets no GOGC.
+// environment sets no GOGC, and the previous setting comes back after.
 func TestSetGCPercentYieldsToGOGC(t *testing.T) {
 	orig := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(orig)
-	setGCPercent(func(string) string { return "" })
-	if got := debug.SetGCPercent(100); got != defaultGCPercent {
+	restore := setGCPercent(func(string) string { return "" })
+	if got := debug.SetGCPercent(defaultGCPercent); got != defaultGCPercent {
 		t.Errorf("without GOGC the GC percent is %d, want %d", got, defaultGCPercent)
 	}
-	setGCPercent(func(k string) string {
+	restore()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("after restore the GC percent is %d, want the previous 100", got)
+	}
+	restore = setGCPercent(func(k string) string {
 		if k == "GOGC" {
 			return "100"
 		}
 		return ""
 	})
+	defer restore()
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Errorf("with GOGC=100 the GC percent is %d, want the environment's 100", got)
 	}

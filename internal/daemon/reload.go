@@ -1,222 +1,242 @@
-package main
+package daemon
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
-	"os"
-	"os/signal"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/methodd/methodd/engine"
-	"github.com/methodd/methodd/internal/confperm"
-	"github.com/methodd/methodd/internal/sdnotify"
+	"github.com/methodd/methodd/internal/handlersfile"
+	"github.com/methodd/methodd/internal/logkey"
 	"github.com/methodd/methodd/internal/watch"
 )
 
-// reloaderConfig is what `methodd run` hands the reloader.
-type reloaderConfig struct {
-	// Path is the config file as given by --config (diagnostics name it).
-	Path string
-	// Baseline is the bytes the Engine's active Set was parsed from; an
-	// identical file is not reloaded. nil: whatever is on disk when the
-	// reloader is created.
-	Baseline []byte
-	// Parse is engine.Parse with the daemon's engine.Options bound.
-	Parse func(file string, data []byte) (*engine.Set, error)
-	// Engine serves calls; a successful reload swaps its Set.
-	Engine *engine.Engine
-	// Notifier gets RELOADING=1 … READY=1 + STATUS= around each reload; nil
-	// sends nothing.
-	Notifier *sdnotify.Notifier
-	// Logger gets "reloaded", "reload rejected" and each diagnostic; nil
-	// discards.
-	Logger *slog.Logger
-	// DaemonUID is the uid the config may be owned by besides root
-	// (os.Geteuid()); see confperm.Check.
-	DaemonUID int
-	// Status composes the STATUS= line from the reload summary (to add the
-	// connection state); nil sends the summary alone.
-	Status func(reload string) string
-	// Debounce is passed to watch.Options; zero is its default.
-	Debounce time.Duration
-	// Now stamps reload results; nil is time.Now.
-	Now func() time.Time
+// ReloadOutcome is what one reload did.
+type ReloadOutcome int
+
+// Reload outcomes. Only ReloadApplied changes the active handlers.
+const (
+	// ReloadApplied: the file's new content is serving.
+	ReloadApplied ReloadOutcome = iota + 1
+	// ReloadUnchanged: the file changed on disk but its content is what is
+	// serving (an editor's rewrite of identical bytes; the watcher's
+	// start-up check). Nothing was done and systemd was not told.
+	ReloadUnchanged
+	// ReloadRejected: the file has errors (Diagnostics) or could not be
+	// read on a forced reload (Err); the active handlers stay.
+	ReloadRejected
+	// ReloadRefused: someone other than root or the daemon's user could
+	// change the file (Err names each path and its fix); the active
+	// handlers stay.
+	ReloadRefused
+)
+
+func (o ReloadOutcome) String() string {
+	switch o {
+	case ReloadApplied:
+		return "applied"
+	case ReloadUnchanged:
+		return "unchanged"
+	case ReloadRejected:
+		return "rejected"
+	case ReloadRefused:
+		return "refused"
+	}
+	return fmt.Sprintf("ReloadOutcome(%d)", int(o))
 }
 
-// reloader applies changes of the config file to a running Engine: file
-// events and SIGHUP are handled one at a time in Run's goroutine, each as a
-// transaction (permission check, parse, swap; the old Set stays on any
-// failure). See design §3 "Hot reload" and style §8.
-type reloader struct {
-	cfg reloaderConfig
-	log *slog.Logger
-	w   *watch.Watcher
+// ReloadResult is the typed outcome of one reload, reported to
+// Config.OnReload after systemd has been told.
+type ReloadResult struct {
+	Outcome ReloadOutcome
+	// Forced is true for a reload asked for on Config.Reload (SIGHUP),
+	// which applies the file even if its content is unchanged.
+	Forced bool
+	// Digest is the SHA-256 of the content read; "" when it was not read.
+	Digest string
+	// Active describes the handlers serving after the reload, as STATUS=
+	// shows them ("7 methods, config 1a2b3c4d5e6f").
+	Active string
+	// Diagnostics are the file's problems when Rejected (errors and
+	// warnings, in file order), its warnings when Applied.
+	Diagnostics engine.Diagnostics
+	// Err is why a reload was Rejected or Refused.
+	Err error
+	// At is when the reload started; Duration how long it took.
+	At       time.Time
+	Duration time.Duration
+}
 
-	mu      sync.Mutex
-	summary string // last reload result, for STATUS=
+// reloader applies changes of the handlers file to a running Engine: file
+// changes and reload requests are handled one at a time in Run's goroutine,
+// each as a transaction (the one load path: permission check and parse; a
+// swap on success; the old Set stays on any failure). See design §3 "Hot
+// reload" and style §8.
+type reloader struct {
+	path    string
+	load    handlersfile.Options
+	eng     *engine.Engine
+	sd      *systemd
+	log     *slog.Logger
+	now     func() time.Time
+	w       *watch.Watcher
+	report  func(ReloadResult)
+	lastErr string // the last unforced read failure logged, so that it is logged once
 }
 
 // newReloader starts watching cfg.Path's directory; it fails when that
-// cannot be watched. Call Run to apply changes.
-func newReloader(cfg reloaderConfig) (*reloader, error) {
-	if cfg.Engine == nil || cfg.Parse == nil {
-		return nil, errors.New("reloader: Engine and Parse are required")
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	log = log.With("component", "reload")
-	w, err := watch.New(cfg.Path, watch.Options{Debounce: cfg.Debounce, Logger: log, Baseline: cfg.Baseline})
+// cannot be watched. baseline is the content eng serves now.
+func newReloader(cfg Config, baseline []byte, eng *engine.Engine, sd *systemd, log *slog.Logger) (*reloader, error) {
+	log = log.With(logkey.Component, "reload")
+	w, err := watch.New(cfg.Path, watch.Options{Debounce: cfg.Debounce, Logger: log, Baseline: baseline})
 	if err != nil {
 		return nil, err
 	}
-	r := &reloader{cfg: cfg, log: log, w: w}
-	if s := cfg.Engine.Current(); s != nil {
-		r.summary = fmt.Sprintf("%d methods, config %.12s", len(s.Methods()), s.Digest())
+	report := cfg.OnReload
+	if report == nil {
+		report = func(ReloadResult) {}
 	}
-	return r, nil
+	return &reloader{path: cfg.Path, load: cfg.Load, eng: eng, sd: sd, log: log, now: cfg.Now, w: w, report: report}, nil
 }
 
-// Run applies config changes until ctx is done. It owns SIGHUP for its
-// duration (a SIGHUP forces a reload even of identical bytes) and returns
-// nil when ctx ends, or the watcher's error if watching fails for good.
-func (r *reloader) Run(ctx context.Context) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+// run applies changes until ctx is done; each receive on requests forces a
+// reload even of identical bytes. It returns nil when ctx ends, or the
+// watcher's error if watching fails for good.
+func (r *reloader) run(ctx context.Context, requests <-chan struct{}) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	wg.Go(func() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-hup:
-				r.log.Info("SIGHUP received; reloading", "file", r.cfg.Path)
+			case <-requests:
+				r.log.Info("reload requested", logkey.File, r.path)
 				r.w.Trigger()
 			}
 		}
-	})
-	r.log.Info("watching config for changes", "file", r.cfg.Path)
+	}()
+	r.log.Info("watching config for changes", logkey.File, r.path)
 	err := r.w.Run(ctx, r.apply)
 	cancel()
-	wg.Wait()
+	<-done
 	return err
 }
 
-// Reload asks Run to reload now, even if the file is unchanged (what SIGHUP
-// does). It does not wait; the outcome is logged and notified.
-func (r *reloader) Reload() { r.w.Trigger() }
-
-// Summary is the last reload result, one line, for STATUS= and the log.
-func (r *reloader) Summary() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.summary
-}
-
-// apply is one reload transaction, run serially by the watcher.
+// apply handles one check of the file, run serially by the watcher.
 func (r *reloader) apply(c watch.Change) {
-	trigger := "file"
-	if c.Forced {
-		trigger = "signal"
-	}
-	start := r.cfg.Now()
-	_ = r.cfg.Notifier.Reloading() // a notify failure must not block a reload
-	set, err := r.load(c)
-	if err != nil {
-		r.reject(err, c, trigger)
+	switch {
+	case c.Unchanged:
+		r.log.Debug("config unchanged; not reloading", logkey.File, r.path, logkey.Digest, c.Digest)
+		r.report(ReloadResult{Outcome: ReloadUnchanged, Digest: c.Digest, Active: r.active(), At: r.now()})
+		return
+	case c.Err != nil && !c.Forced:
+		r.logReadError(c.Err)
 		return
 	}
-	r.cfg.Engine.Swap(set)
-	for _, d := range set.Warnings() {
-		r.log.Warn("config warning", "diagnostic", d.String())
-	}
-	r.log.Info("reloaded", "file", r.cfg.Path, "digest", set.Digest(), "methods", len(set.Methods()),
-		"trigger", trigger, "durationMs", r.cfg.Now().Sub(start).Milliseconds())
-	r.finish(fmt.Sprintf("%d methods, config %.12s reloaded at %s", len(set.Methods()), set.Digest(), start.Format(time.RFC3339)))
-}
-
-// load checks permissions and parses the change's bytes. The bytes are the
-// ones the watcher hashed, so what is applied is what was seen.
-func (r *reloader) load(c watch.Change) (*engine.Set, error) {
-	if c.Err != nil {
-		return nil, fmt.Errorf("read %s: %w", r.cfg.Path, c.Err)
-	}
-	if err := confperm.Check(r.cfg.Path, r.cfg.DaemonUID); err != nil {
-		return nil, err
-	}
-	return r.cfg.Parse(r.cfg.Path, c.Data)
-}
-
-// loadConfig is the start-up half of the reload transaction, for `methodd
-// run`: the permission check (errors.Is confperm.ErrUnsafe: refuse to
-// start), the read, and parse (an engine.Diagnostics error for a bad file).
-// It returns the Set and the bytes it was parsed from, for
-// reloaderConfig.Baseline.
-func loadConfig(path string, daemonUID int, parse func(file string, data []byte) (*engine.Set, error)) (*engine.Set, []byte, error) {
-	if err := confperm.Check(path, daemonUID); err != nil {
-		return nil, nil, err
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load %s: %w", path, err)
-	}
-	set, err := parse(path, data)
-	if err != nil {
-		return nil, nil, err
-	}
-	return set, data, nil
-}
-
-// reject logs a failed reload once (with every diagnostic at its position)
-// and reports it; the active Set is untouched.
-func (r *reloader) reject(err error, c watch.Change, trigger string) {
-	var diags engine.Diagnostics
+	r.lastErr = ""
+	res := ReloadResult{Forced: c.Forced, Digest: c.Digest, At: r.now()}
+	r.sd.reloading()
+	l, err := r.parse(c)
 	switch {
-	case errors.As(err, &diags):
-		for _, d := range diags { // positions first, the verdict last
-			level := slog.LevelError
-			if d.Severity == engine.SeverityWarning {
-				level = slog.LevelWarn
-			}
-			r.log.Log(context.Background(), level, "config problem", "diagnostic", d.String())
-		}
-		r.log.Error("reload rejected; keeping the active handlers", "file", r.cfg.Path, "digest", c.Digest,
-			"trigger", trigger, "problems", len(diags))
-		err = fmt.Errorf("%d problems, first %s", len(diags), diags[0].String())
-	case errors.Is(err, confperm.ErrUnsafe):
-		r.log.Error("reload refused: unsafe config permissions; keeping the active handlers", "file", r.cfg.Path,
-			"trigger", trigger, "err", err)
+	case err != nil:
+		res.Outcome, res.Err = ReloadRejected, err
+		errors.As(err, &res.Diagnostics)
+	case l.Unsafe != nil:
+		res.Outcome, res.Err = ReloadRefused, l.Unsafe
 	default:
-		r.log.Error("reload failed; keeping the active handlers", "file", r.cfg.Path, "trigger", trigger, "err", err)
+		r.eng.Swap(l.Set)
+		res.Outcome, res.Diagnostics = ReloadApplied, l.Set.Warnings()
 	}
-	active := "no handlers"
-	if s := r.cfg.Engine.Current(); s != nil {
-		active = fmt.Sprintf("%d methods, config %.12s", len(s.Methods()), s.Digest())
-	}
-	r.finish(fmt.Sprintf("%s; reload rejected at %s: %v", active, r.cfg.Now().Format(time.RFC3339), err))
+	res.Active, res.Duration = r.active(), r.now().Sub(res.At)
+	r.logResult(res)
+	r.sd.reloaded(statusOfReload(res))
+	r.report(res)
 }
 
-// finish records the summary and tells systemd the reload is over.
-func (r *reloader) finish(summary string) {
-	r.mu.Lock()
-	r.summary = summary
-	r.mu.Unlock()
-	status := summary
-	if r.cfg.Status != nil {
-		status = r.cfg.Status(summary)
+// parse loads the change's bytes by the one load path. The bytes are the
+// ones the watcher hashed, so what is applied is what was seen.
+func (r *reloader) parse(c watch.Change) (handlersfile.Loaded, error) {
+	if c.Err != nil {
+		return handlersfile.Loaded{}, fmt.Errorf("read %s: %w", r.path, c.Err)
 	}
-	if err := r.cfg.Notifier.Notify(sdnotify.FieldReady, sdnotify.StatusField(status)); err != nil {
-		r.log.Warn("cannot notify systemd", "err", err)
+	return handlersfile.Parse(r.path, c.Data, r.load)
+}
+
+// active describes the Set serving now.
+func (r *reloader) active() string { return describe(r.eng.Current()) }
+
+// logResult logs a reload once: each diagnostic at its position first, the
+// verdict last.
+func (r *reloader) logResult(res ReloadResult) {
+	attrs := []any{logkey.File, r.path, logkey.Digest, res.Digest, logkey.Trigger, trigger(res.Forced), logkey.DurationMs, res.Duration.Milliseconds()}
+	for _, d := range res.Diagnostics {
+		level := slog.LevelError
+		if d.Severity == engine.SeverityWarning || res.Outcome == ReloadApplied {
+			level = slog.LevelWarn
+		}
+		r.log.Log(context.Background(), level, "config problem", logkey.Diagnostic, d.String())
 	}
+	switch res.Outcome {
+	case ReloadApplied:
+		r.log.Info("reloaded", append(attrs, logkey.Active, res.Active)...)
+	case ReloadRefused:
+		r.log.Error("reload refused: unsafe config permissions; keeping the active handlers", append(attrs, logkey.Err, res.Err)...)
+	case ReloadRejected:
+		if len(res.Diagnostics) > 0 {
+			attrs = append(attrs, logkey.Problems, len(res.Diagnostics))
+		} else {
+			attrs = append(attrs, logkey.Err, res.Err)
+		}
+		r.log.Error("reload rejected; keeping the active handlers", attrs...)
+	}
+}
+
+// logReadError logs an unforced read failure once per distinct message; a
+// missing file is expected between a delete and a create and logged at
+// Debug.
+func (r *reloader) logReadError(err error) {
+	if errors.Is(err, fs.ErrNotExist) {
+		r.log.Debug("config missing; waiting for it to come back", logkey.File, r.path)
+		return
+	}
+	if msg := err.Error(); msg != r.lastErr {
+		r.lastErr = msg
+		r.log.Warn("config unreadable; waiting for the next change", logkey.File, r.path, logkey.Err, err)
+	}
+}
+
+// trigger names what started a reload, for the log.
+func trigger(forced bool) string {
+	if forced {
+		return "request"
+	}
+	return "file"
+}
+
+// statusOfReload is the config part of STATUS= after a reload: what serves,
+// and what the reload did.
+func statusOfReload(res ReloadResult) string {
+	at := res.At.Format(time.RFC3339)
+	if res.Outcome == ReloadApplied {
+		return res.Active + " reloaded at " + at
+	}
+	why := res.Err.Error()
+	if len(res.Diagnostics) > 0 {
+		why = fmt.Sprintf("%d problems, first %s", len(res.Diagnostics), res.Diagnostics[0].String())
+	}
+	return fmt.Sprintf("%s; reload %s at %s: %s", res.Active, res.Outcome, at, why)
+}
+
+// describe is the one-line description of a Set in STATUS= and the log.
+func describe(s *engine.Set) string {
+	if s == nil {
+		return "no handlers"
+	}
+	return fmt.Sprintf("%d methods, config %.12s", len(s.Methods()), s.Digest())
 }

@@ -1,12 +1,14 @@
-package main
+package daemon
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/methodd/methodd/internal/device"
+	"github.com/methodd/methodd/internal/logkey"
 	"github.com/methodd/methodd/internal/sdnotify"
 )
 
@@ -15,100 +17,126 @@ import (
 // connection attempt (device.DefaultDialTimeout) with room to spare.
 const stallGrace = 2 * device.DefaultDialTimeout
 
-// runHealth turns device session state changes into what systemd is told:
-// READY=1 once, after the first subscription (never before); STATUS= with
-// the connection state; WATCHDOG=1 only while the session is healthy.
+// systemd tells the service manager what the daemon is doing (design §3
+// "systemd"); it is the daemon's only sd_notify writer:
+//
+//   - READY=1 once, after the first subscription (never before);
+//   - RELOADING=1 (with MONOTONIC_USEC) when a reload starts, READY=1 when
+//     it is over, whatever its outcome;
+//   - STATUS= with the connection state and the handlers serving, on every
+//     change of either;
+//   - WATCHDOG=1 at half the watchdog interval, only while healthy;
+//   - STOPPING=1 when shutdown begins.
 //
 // Healthy means connected, or reconnecting on schedule: a session waiting
 // out its back-off during a network outage is healthy (a restart would not
 // bring the network back), one that stopped reporting is not.
-type runHealth struct {
+type systemd struct {
 	n        *sdnotify.Notifier
+	log      *slog.Logger
 	identity string
 	now      func() time.Time
-	onFirst  func() // run once, at the first subscription
+	onReady  func() // run once, at the first subscription, before READY=1
 
 	mu        sync.Mutex
 	ready     bool
 	connected bool
 	deadline  time.Time // while not connected: the next report is due by then
 	conn      string    // STATUS= connection part
-	reload    string    // STATUS= reload part (reloader summary)
+	config    string    // STATUS= handlers part
 }
 
-func newRunHealth(n *sdnotify.Notifier, identity, reload string, now func() time.Time, onFirst func()) *runHealth {
-	return &runHealth{n: n, identity: identity, now: now, onFirst: onFirst, reload: reload,
+func newSystemd(n *sdnotify.Notifier, log *slog.Logger, identity, config string, now func() time.Time, onReady func()) *systemd {
+	return &systemd{n: n, log: log, identity: identity, now: now, onReady: onReady, config: config,
 		conn: "connecting", deadline: now().Add(device.DefaultDialTimeout + stallGrace)}
 }
 
-// onState is the device session's OnState callback.
-func (h *runHealth) onState(s device.State) {
-	h.mu.Lock()
+// onState takes a device session state change.
+func (s *systemd) onState(st device.State) {
+	s.mu.Lock()
 	first := false
-	switch s.Kind {
+	switch st.Kind {
 	case device.Connected:
-		h.connected = true
-		h.conn = "connected as " + h.identity
-		first = !h.ready
-		h.ready = true
+		s.connected = true
+		s.conn = "connected as " + s.identity
+		first = !s.ready
+		s.ready = true
 	case device.Connecting:
-		if s.Renewal { // the old connection keeps serving meanwhile
+		if st.Renewal { // the old connection keeps serving meanwhile
 			break
 		}
-		h.connected = false
-		h.conn = "connecting"
-		h.deadline = h.now().Add(device.DefaultDialTimeout + stallGrace)
+		s.connected = false
+		s.conn = "connecting"
+		s.deadline = s.now().Add(device.DefaultDialTimeout + stallGrace)
 	case device.Disconnected:
-		if s.Renewal {
+		if st.Renewal {
 			break
 		}
-		h.connected = false
-		h.conn = fmt.Sprintf("disconnected (%v), retrying in %s", s.Err, s.RetryIn.Round(time.Millisecond))
-		h.deadline = h.now().Add(s.RetryIn + stallGrace)
+		s.connected = false
+		s.conn = fmt.Sprintf("disconnected (%v), retrying in %s", st.Err, st.RetryIn.Round(time.Millisecond))
+		s.deadline = s.now().Add(st.RetryIn + stallGrace)
 	case device.Stopped:
-		h.connected = false
-		h.conn = "stopped"
+		s.connected = false
+		s.conn = "stopped"
 	}
-	status := h.statusLocked()
-	h.mu.Unlock()
+	status := s.statusLocked()
+	s.mu.Unlock()
 	if first {
-		h.onFirst()
-		_ = h.n.Notify(sdnotify.FieldReady, sdnotify.StatusField(status))
+		s.onReady()
+		s.send(sdnotify.FieldReady, sdnotify.StatusField(status))
 		return
 	}
-	_ = h.n.Status(status)
+	s.send(sdnotify.StatusField(status))
 }
 
-// status composes STATUS= from the connection state and a reload summary;
-// it is the reloader's Status hook, so it also records the summary.
-func (h *runHealth) status(reload string) string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.reload = reload
-	return h.statusLocked()
+// reloading tells systemd a reload has begun.
+func (s *systemd) reloading() {
+	if err := s.n.Reloading(); err != nil {
+		s.log.Warn("cannot notify systemd", logkey.Err, err)
+	}
 }
 
-func (h *runHealth) statusLocked() string { return h.conn + "; " + h.reload }
+// reloaded records the handlers part of STATUS= and tells systemd the
+// reload is over.
+func (s *systemd) reloaded(config string) {
+	s.mu.Lock()
+	s.config = config
+	status := s.statusLocked()
+	s.mu.Unlock()
+	s.send(sdnotify.FieldReady, sdnotify.StatusField(status))
+}
+
+// stopping tells systemd shutdown has begun.
+func (s *systemd) stopping() { s.send(sdnotify.FieldStopping) }
+
+// send writes fields, logging a failure: a notify problem never blocks or
+// stops the daemon.
+func (s *systemd) send(fields ...string) {
+	if err := s.n.Notify(fields...); err != nil {
+		s.log.Warn("cannot notify systemd", logkey.Err, err)
+	}
+}
+
+func (s *systemd) statusLocked() string { return s.conn + "; " + s.config }
 
 // healthy reports whether the watchdog may be fed now.
-func (h *runHealth) healthy() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.connected || h.now().Before(h.deadline)
+func (s *systemd) healthy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.connected || s.now().Before(s.deadline)
 }
 
-// watchdog feeds systemd's watchdog at half its interval while healthy; it
-// returns at once when the service has no watchdog (no WATCHDOG_USEC).
-func (h *runHealth) watchdog(ctx context.Context, getenv func(string) string, pid int) {
-	interval, ok := sdnotify.WatchdogInterval(getenv, pid)
-	if !ok {
+// watchdog feeds systemd's watchdog every interval/2 while healthy, until
+// ctx is done; it returns at once when interval is 0 (no watchdog).
+func (s *systemd) watchdog(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
 		return
 	}
 	t := time.NewTicker(interval / 2)
 	defer t.Stop()
 	for {
-		if h.healthy() {
-			_ = h.n.Watchdog()
+		if s.healthy() {
+			s.send(sdnotify.FieldWatchdog)
 		}
 		select {
 		case <-ctx.Done():

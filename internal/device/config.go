@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -71,6 +73,14 @@ type Config struct {
 	// OnState, if set, is called on every state change, synchronously from
 	// the session's goroutine; it must not block.
 	OnState func(State)
+
+	// openConn, when set, opens every connection instead of dialling the
+	// broker (TCP and TLS, or WebSockets): the package's tests connect the
+	// session to an in-memory broker over net.Pipe, so that testing/synctest
+	// can run it on a fake clock and check its timers (back-off, renewal)
+	// exactly. Unexported, it is nil outside the tests, where nothing
+	// changes.
+	openConn mqtt.OpenConnectionFunc
 }
 
 // withDefaults validates c and fills its zero fields.

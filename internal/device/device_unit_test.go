@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/methodd/methodd/internal/logkey"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -48,6 +48,16 @@ func testConfig(b *fakeBroker, device, module string) Config {
 	}
 }
 
+// pipeConfig is a session config for a pipe broker (newPipeBroker), with
+// every other field at its default. Its clock is time.Now: inside a
+// synctest bubble, the bubble's fake clock.
+func pipeConfig(b *fakeBroker) Config {
+	return Config{
+		Identity: iothub.ConnectionString{HostName: tvHost, DeviceID: "device-1", SharedAccessKey: tvKey},
+		openConn: b.dial,
+	}
+}
+
 // startSession runs a session until the test ends and checks Run's result.
 func startSession(t testing.TB, cfg Config, h Handler) (stop func()) {
 	t.Helper()
@@ -55,6 +65,13 @@ func startSession(t testing.TB, cfg Config, h Handler) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runSession(t, s)
+}
+
+// runSession runs s until the test ends and checks Run's result; stop ends
+// it earlier.
+func runSession(t testing.TB, s *Session) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -234,19 +251,19 @@ func TestBusyGets503(t *testing.T) {
 	}
 }
 
-// logSink records log messages for tests that wait on one.
+// logSink records log records, for the tests that check a line the session
+// must log by its level and attributes (logkey constants: the log's
+// contract), never by its wording.
 type logSink struct {
-	ch chan string
+	ch chan slog.Record
 }
 
-func newLogSink() *logSink { return &logSink{ch: make(chan string, 256)} }
+func newLogSink() *logSink { return &logSink{ch: make(chan slog.Record, 256)} }
 
 func (l *logSink) Enabled(context.Context, slog.Level) bool { return true }
 func (l *logSink) Handle(_ context.Context, r slog.Record) error {
-	s := r.Message
-	r.Attrs(func(a slog.Attr) bool { s += " " + a.String(); return true })
 	select {
-	case l.ch <- s:
+	case l.ch <- r.Clone():
 	default:
 	}
 	return nil
@@ -254,25 +271,47 @@ func (l *logSink) Handle(_ context.Context, r slog.Record) error {
 func (l *logSink) WithAttrs([]slog.Attr) slog.Handler { return l }
 func (l *logSink) WithGroup(string) slog.Handler      { return l }
 
-// waitFor waits for a log line containing all of parts.
-func (l *logSink) waitFor(t *testing.T, parts ...string) string {
+// waitFor waits for a record at level whose attributes hold want (key →
+// value as text; "" matches any value).
+func (l *logSink) waitFor(t *testing.T, level slog.Level, want map[string]string) slog.Record {
 	t.Helper()
 	deadline := time.After(20 * time.Second)
 	for {
 		select {
-		case s := <-l.ch:
-			ok := true
-			for _, p := range parts {
-				ok = ok && strings.Contains(s, p)
-			}
-			if ok {
-				return s
+		case r := <-l.ch:
+			if r.Level == level && hasAttrs(r, want) {
+				return r
 			}
 		case <-deadline:
-			t.Fatalf("no log line with %q within 20s", parts)
-			return ""
+			t.Fatalf("no %v record with %v within 20s", level, want)
+			return slog.Record{}
 		}
 	}
+}
+
+// attrValue returns the value of r's attribute key.
+func attrValue(r slog.Record, key string) (v slog.Value, ok bool) {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == key {
+			v, ok = a.Value, true
+			return false
+		}
+		return true
+	})
+	return v, ok
+}
+
+// hasAttrs reports whether r's attributes hold want (key → value as text;
+// "" matches any value).
+func hasAttrs(r slog.Record, want map[string]string) bool {
+	found := 0
+	r.Attrs(func(a slog.Attr) bool {
+		if v, ok := want[a.Key]; ok && (v == "" || v == a.Value.String()) {
+			found++
+		}
+		return true
+	})
+	return found == len(want)
 }
 
 func TestReplyForLostConnectionIsDropped(t *testing.T) {
@@ -282,7 +321,8 @@ func TestReplyForLostConnectionIsDropped(t *testing.T) {
 	cfg.Logger = slog.New(sink)
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)
-	var released sync.Map // rid → number of Release calls
+	var released sync.Map             // rid → number of Release calls
+	releases := make(chan string, 16) // the rid of every Release call
 	startSession(t, cfg, handlerFunc(func(ctx context.Context, r Request) Response {
 		if r.Method == "slow" {
 			started <- struct{}{}
@@ -290,7 +330,7 @@ func TestReplyForLostConnectionIsDropped(t *testing.T) {
 		}
 		n := new(atomic.Int32)
 		released.Store(r.RID, n)
-		return Response{Status: 200, Payload: []byte(`"` + r.RID + `"`), Release: func() { n.Add(1) }}
+		return Response{Status: 200, Payload: []byte(`"` + r.RID + `"`), Release: func() { n.Add(1); releases <- r.RID }}
 	}))
 	fc1 := b.next(t)
 	fc1.accept(b, 0)
@@ -302,7 +342,8 @@ func TestReplyForLostConnectionIsDropped(t *testing.T) {
 	fc2.accept(b, 0)
 	fc2.waitSubscribed(t)
 	close(release)
-	sink.waitFor(t, "reply dropped", "requestId=old")
+	// The drop is logged once, as a warning naming the call and why.
+	sink.waitFor(t, slog.LevelWarn, map[string]string{logkey.RequestID: "old", logkey.Reason: ""})
 	fc2.request("$iothub/methods/POST/fast/?$rid=new", nil)
 	if p := fc2.reply(t); p.TopicName != "$iothub/methods/res/200/?$rid=new" {
 		t.Errorf("got %q on the new connection, want only the new call's reply", p.TopicName)
@@ -316,10 +357,13 @@ func TestReplyForLostConnectionIsDropped(t *testing.T) {
 		}
 		return n.(*atomic.Int32).Load()
 	}
-	for deadline := time.Now().Add(10 * time.Second); count("new") == 0; runtime.Gosched() {
-		if time.Now().After(deadline) {
-			t.Fatal("the written reply was not released within 10s")
+	select {
+	case rid := <-releases:
+		if rid != "new" {
+			t.Fatalf("reply %s released, want only the written reply (new)", rid)
 		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the written reply was not released within 10s")
 	}
 	if n := count("new"); n != 1 {
 		t.Errorf("written reply released %d times, want 1", n)
@@ -336,7 +380,15 @@ func TestRenewalReconnectsWithFreshTokenAndForwardsReplies(t *testing.T) {
 	cfg.Now = time.Now
 	var states []State
 	var smu sync.Mutex
-	cfg.OnState = func(s State) { smu.Lock(); states = append(states, s); smu.Unlock() }
+	renewed := make(chan struct{}) // closed at Connected with Renewal for conn 2
+	cfg.OnState = func(s State) {
+		smu.Lock()
+		defer smu.Unlock()
+		states = append(states, s)
+		if s.Kind == Connected && s.Renewal && s.Conn == 2 {
+			close(renewed)
+		}
+	}
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)
 	var released sync.Map // rid → number of Release calls
@@ -380,59 +432,13 @@ func TestRenewalReconnectsWithFreshTokenAndForwardsReplies(t *testing.T) {
 	}
 	// The forwarded reply can overtake the Connected state, which is
 	// emitted after the new connection's SUBACK: wait for it.
-	renewed := func() (bool, []State) {
+	select {
+	case <-renewed:
+	case <-time.After(10 * time.Second):
 		smu.Lock()
-		defer smu.Unlock()
-		for _, s := range states {
-			if s.Kind == Connected && s.Renewal && s.Conn == 2 {
-				return true, nil
-			}
-		}
-		return false, append([]State(nil), states...)
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		ok, seen := renewed()
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("states %v: want Connected with Renewal for conn 2", seen)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
-
-func TestConnackRefusedRetriesWithBackoff(t *testing.T) {
-	b := newFakeBroker(t)
-	cfg := testConfig(b, "device-1", "")
-	states := make(chan State, 64)
-	cfg.OnState = func(s State) { states <- s }
-	startSession(t, cfg, echo)
-	b.next(t).accept(b, 5) // not authorised
-	fc := b.next(t)
-	fc.accept(b, 0)
-	fc.waitSubscribed(t)
-	var kinds []StateKind
-	deadline := time.After(20 * time.Second)
-	for len(kinds) == 0 || kinds[len(kinds)-1] != Connected {
-		select {
-		case s := <-states:
-			kinds = append(kinds, s.Kind)
-			if s.Kind == Disconnected && (s.Err == nil || s.RetryIn <= 0) {
-				t.Errorf("Disconnected state without cause or delay: %+v", s)
-			}
-		case <-deadline:
-			t.Fatalf("states so far %v, never Connected", kinds)
-		}
-	}
-	want := []StateKind{Connecting, Disconnected, Connecting, Connected}
-	if len(kinds) != len(want) {
-		t.Fatalf("states: got %v, want %v", kinds, want)
-	}
-	for i := range want {
-		if kinds[i] != want[i] {
-			t.Fatalf("states: got %v, want %v", kinds, want)
-		}
+		seen := append([]State(nil), states...)
+		smu.Unlock()
+		t.Fatalf("states %v: want Connected with Renewal for conn 2 within 10s", seen)
 	}
 }
 

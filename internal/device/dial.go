@@ -88,5 +88,8 @@ func (c *Config) clientOptions(password string, onMessage mqtt.MessageHandler, o
 	o.SetDefaultPublishHandler(onMessage)
 	o.SetConnectionLostHandler(onLost)
 	o.SetWebsocketOptions(&mqtt.WebsocketOptions{Proxy: http.ProxyFromEnvironment})
+	if c.openConn != nil { // tests only: see Config.openConn
+		o.SetCustomOpenConnectionFn(c.openConn)
+	}
 	return o
 }

@@ -6,6 +6,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/methodd/methodd/internal/logkey"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -54,7 +55,7 @@ var (
 func (s *Session) onMessage(c *conn, m mqtt.Message) {
 	method, rid, err := iothub.ParseMethodRequestTopic(m.Topic())
 	if err != nil {
-		s.log.Warn("ignoring message on an unexpected topic", "conn", c.id, "topic", m.Topic(), "err", err)
+		s.log.Warn("ignoring message on an unexpected topic", logkey.Conn, c.id, logkey.Topic, m.Topic(), logkey.Err, err)
 		return
 	}
 	req := Request{Method: method, RID: rid, Payload: m.Payload()}
@@ -84,7 +85,7 @@ func (s *Session) onMessage(c *conn, m mqtt.Message) {
 		}()
 	default:
 		s.mu.Unlock()
-		s.log.Error("call dropped: too many calls in flight", "method", method, "requestId", rid)
+		s.log.Error("call dropped: too many calls in flight", logkey.Method, method, logkey.RequestID, rid)
 	}
 }
 
@@ -139,7 +140,7 @@ func (s *Session) handle(ctx context.Context, c *conn, req Request) {
 	start := time.Now()
 	resp := s.h.HandleMethod(ctx, req)
 	if len(resp.Payload) > iothub.MaxPayloadBytes {
-		s.log.Error("reply too large", "method", req.Method, "requestId", req.RID, "bytes", len(resp.Payload))
+		s.log.Error("reply too large", logkey.Method, req.Method, logkey.RequestID, req.RID, logkey.Bytes, len(resp.Payload))
 		resp = Response{Status: statusInternal, Payload: bodyTooLarge}
 	}
 	s.reply(c, req, resp, start)
@@ -177,8 +178,8 @@ func (s *Session) reply(c *conn, req Request, resp Response, start time.Time) {
 			if resp.Release != nil {
 				resp.Release()
 			}
-			s.log.Debug("call answered", "method", req.Method, "requestId", req.RID, "status", resp.Status,
-				"conn", t.id, "durationMs", time.Since(start).Milliseconds())
+			s.log.Debug("call answered", logkey.Method, req.Method, logkey.RequestID, req.RID, logkey.Status, resp.Status,
+				logkey.Conn, t.id, logkey.DurationMs, time.Since(start).Milliseconds())
 			return
 		}
 		// The target died under us; wait until it is marked down, then
@@ -204,7 +205,7 @@ func (s *Session) publish(t *conn, topic string, payload []byte, deadline <-chan
 }
 
 func (s *Session) dropped(req Request, resp Response, why string) {
-	s.log.Warn("reply dropped", "method", req.Method, "requestId", req.RID, "status", resp.Status, "reason", why)
+	s.log.Warn("reply dropped", logkey.Method, req.Method, logkey.RequestID, req.RID, logkey.Status, resp.Status, logkey.Reason, why)
 }
 
 // timer returns a timer firing after d, reused from earlier replies: one

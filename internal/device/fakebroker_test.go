@@ -9,10 +9,12 @@ import (
 	"crypto/x509/pkix"
 	"math/big"
 	"net"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
@@ -66,36 +68,64 @@ func (b *fakeBroker) accept() {
 			return
 		}
 		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			p, err := packets.ReadPacket(c)
-			if err != nil {
-				c.Close()
-				return
-			}
-			cp, ok := p.(*packets.ConnectPacket)
-			if !ok {
-				c.Close()
-				return
-			}
-			c.SetReadDeadline(time.Time{})
-			fc := &fakeConn{conn: c, connect: cp, pubs: make(chan *packets.PublishPacket, 1024),
-				subs: make(chan *packets.SubscribePacket, 16), closed: make(chan struct{})}
-			b.conns <- fc
-		}()
+		go b.serveConnect(c)
 	}
+}
+
+// serveConnect reads c's CONNECT and hands the connection to the test.
+func (b *fakeBroker) serveConnect(c net.Conn) {
+	defer b.wg.Done()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	p, err := packets.ReadPacket(c)
+	if err != nil {
+		c.Close()
+		return
+	}
+	cp, ok := p.(*packets.ConnectPacket)
+	if !ok {
+		c.Close()
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	fc := &fakeConn{conn: c, connect: cp, pubs: make(chan *packets.PublishPacket, 1024),
+		subs: make(chan *packets.SubscribePacket, 16), closed: make(chan struct{})}
+	b.conns <- fc
+}
+
+// newPipeBroker is a fake broker without a listener: a session whose
+// Config.openConn is its dial connects to it in memory, over net.Pipe, and
+// so can run inside a synctest bubble (no real network I/O, which is never
+// durably blocking).
+func newPipeBroker(t testing.TB) *fakeBroker {
+	t.Helper()
+	b := &fakeBroker{t: t, conns: make(chan *fakeConn, 16)}
+	t.Cleanup(b.wg.Wait)
+	return b
+}
+
+// dial connects a client to a pipe broker; it is a Config.openConn.
+func (b *fakeBroker) dial(*url.URL, mqtt.ClientOptions) (net.Conn, error) {
+	client, server := net.Pipe()
+	b.wg.Add(1)
+	go b.serveConnect(server)
+	return client, nil
 }
 
 // next waits for the next CONNECT.
 func (b *fakeBroker) next(t testing.TB) *fakeConn {
 	t.Helper()
+	return b.nextWithin(t, 20*time.Second)
+}
+
+// nextWithin waits for the next CONNECT, at most d.
+func (b *fakeBroker) nextWithin(t testing.TB, d time.Duration) *fakeConn {
+	t.Helper()
 	select {
 	case c := <-b.conns:
 		t.Cleanup(func() { c.conn.Close() })
 		return c
-	case <-time.After(20 * time.Second):
-		t.Fatal("no CONNECT within 20s")
+	case <-time.After(d):
+		t.Fatalf("no CONNECT within %v", d)
 		return nil
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/methodd/methodd/internal/logkey"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -55,7 +56,7 @@ func New(cfg Config, h Handler) (*Session, error) {
 	return &Session{
 		cfg:     cfg,
 		h:       h,
-		log:     cfg.Logger.With("component", "device", "identity", cfg.Identity.ClientID()),
+		log:     cfg.Logger.With(logkey.Component, "device", logkey.Identity, cfg.Identity.ClientID()),
 		backoff: newBackoff(cfg.BackoffMin, cfg.BackoffMax),
 		sem:     make(chan struct{}, cfg.MaxInFlight),
 		spare:   make(chan struct{}, 64),
@@ -115,7 +116,7 @@ func (s *Session) loop(ctx context.Context) *conn {
 			}
 			delay := s.backoff.delay(failures)
 			failures++
-			s.log.Warn("connect failed", "conn", id, "renewal", renewal, "err", err, "retryIn", delay)
+			s.log.Warn("connect failed", logkey.Conn, id, logkey.Renewal, renewal, logkey.Err, err, logkey.RetryIn, delay)
 			s.emit(State{Kind: Disconnected, Conn: id, Renewal: renewal, Err: err, RetryIn: delay})
 			if !sleep(ctx, delay) {
 				break
@@ -131,7 +132,8 @@ func (s *Session) loop(ctx context.Context) *conn {
 		// A hub kicking a duplicate identity then sees about one attempt a
 		// second, each logged: the Node SDK reconnects at once.
 		cur, failures = next, 0
-		s.log.Info("connected and subscribed", "conn", id, "subscription", iothub.MethodsSubscription, "transport", s.cfg.Transport, "renewal", renewal, "tokenExpiry", cr.expiry)
+		s.log.Info("connected and subscribed", logkey.Conn, id, logkey.Subscription, iothub.MethodsSubscription, logkey.Transport, s.cfg.Transport,
+			logkey.Renewal, renewal, logkey.TokenExpiry, cr.expiry)
 		s.emit(State{Kind: Connected, Conn: id, Renewal: renewal})
 
 		lost := s.hold(ctx, cur, cr)
@@ -140,7 +142,7 @@ func (s *Session) loop(ctx context.Context) *conn {
 		}
 		delay := s.backoff.delay(failures)
 		failures++
-		s.log.Warn("connection lost", "conn", id, "err", cur.lostErr, "retryIn", delay)
+		s.log.Warn("connection lost", logkey.Conn, id, logkey.Err, cur.lostErr, logkey.RetryIn, delay)
 		s.emit(State{Kind: Disconnected, Conn: id, Err: cur.lostErr, RetryIn: delay})
 		if !sleep(ctx, delay) {
 			break
@@ -163,11 +165,11 @@ func (s *Session) hold(ctx context.Context, c *conn, cr credentials) bool {
 		case <-c.lost:
 			return true
 		case <-timerC(renew):
-			s.log.Info("renewing SAS token", "conn", c.id)
+			s.log.Info("renewing SAS token", logkey.Conn, c.id)
 			return false
 		case <-timerC(warn):
 			s.log.Warn("the connection string's SharedAccessSignature expires soon and cannot be renewed; the hub will disconnect at expiry",
-				"expiry", cr.expiry)
+				logkey.Expiry, cr.expiry)
 			warn = nil
 		}
 	}
@@ -246,14 +248,14 @@ func (s *Session) drain(c *conn, cancelHandlers context.CancelFunc) {
 	select {
 	case <-done:
 	case <-t.C:
-		s.log.Warn("drain timeout: cancelling running calls", "timeout", s.cfg.DrainTimeout)
+		s.log.Warn("drain timeout: cancelling running calls", logkey.Timeout, s.cfg.DrainTimeout)
 		cancelHandlers()
 		g := time.NewTimer(drainGrace)
 		defer g.Stop()
 		select {
 		case <-done:
 		case <-g.C:
-			s.log.Error("calls still running after cancellation; giving up on them", "grace", drainGrace)
+			s.log.Error("calls still running after cancellation; giving up on them", logkey.Grace, drainGrace)
 		}
 	}
 	if c != nil && c.client != nil {

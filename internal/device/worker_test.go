@@ -6,12 +6,14 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/methodd/methodd/iothub"
 )
 
 // goroutineID is the id of the calling goroutine, from its stack header.
+// Ids are never reused within a process.
 func goroutineID() string {
 	buf := make([]byte, 64)
 	buf = buf[:runtime.Stack(buf, false)]
@@ -19,69 +21,91 @@ func goroutineID() string {
 	return string(f[1])
 }
 
-// idleWorkers counts worker goroutines parked waiting for a request.
-func idleWorkers() (idle, all int) {
+// goroutineExists reports whether goroutine id is alive.
+func goroutineExists(id string) bool {
 	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	for _, g := range bytes.Split(buf, []byte("\n\n")) {
-		if !bytes.Contains(g, []byte("device.(*Session).worker")) {
-			continue
-		}
-		all++
-		if bytes.Contains(g, []byte("[select")) && !bytes.Contains(g, []byte("(*Session).handle")) {
-			idle++
-		}
-	}
-	return idle, all
-}
-
-// waitWorkers polls until cond holds for the worker counts, for at most
-// deadline.
-func waitWorkers(t *testing.T, what string, deadline time.Duration, cond func(idle, all int) bool) {
-	t.Helper()
-	end := time.Now().Add(deadline)
 	for {
-		idle, all := idleWorkers()
-		if cond(idle, all) {
-			return
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return bytes.Contains(buf[:n], []byte("goroutine "+id+" ["))
 		}
-		if time.Now().After(end) {
-			t.Fatalf("%s: not within %v (%d idle of %d workers)", what, deadline, idle, all)
-		}
-		runtime.Gosched()
+		buf = make([]byte, 2*len(buf))
 	}
 }
 
-// TestIdleWorkerIsReusedAndExitsWithTheSession: a request that arrives
-// while a worker is idle runs on that worker's goroutine, and idle workers
-// are gone once Run has returned (well before their idle timeout).
-func TestIdleWorkerIsReusedAndExitsWithTheSession(t *testing.T) {
-	b := newFakeBroker(t)
-	ran := make(chan string, 16)
-	stop := startSession(t, testConfig(b, "device-1", ""), handlerFunc(func(_ context.Context, r Request) Response {
+// workerSession runs a session inside the caller's synctest bubble whose
+// handler reports the goroutine each request runs on, connected and
+// subscribed to a pipe broker.
+func workerSession(t *testing.T) (fc *fakeConn, ran chan string, stop func()) {
+	t.Helper()
+	b := newPipeBroker(t)
+	ran = make(chan string, 16)
+	stop = startSession(t, pipeConfig(b), handlerFunc(func(_ context.Context, r Request) Response {
 		ran <- goroutineID()
 		return Response{Status: 200, Payload: r.Payload}
 	}))
-	fc := b.next(t)
+	fc = b.next(t)
 	fc.accept(b, 0)
 	fc.waitSubscribed(t)
-	var first string
-	for i := range 5 {
-		if err := fc.request(iothub.MethodRequestTopic("m", strconv.Itoa(i)), []byte(`{}`)); err != nil {
-			t.Fatal(err)
-		}
-		fc.reply(t)
-		g := <-ran
-		if i == 0 {
-			first = g
-		} else if g != first {
-			t.Fatalf("request %d ran on goroutine %s; the idle worker was %s", i, g, first)
-		}
-		waitWorkers(t, "the worker goes idle", 10*time.Second, func(idle, all int) bool { return idle == 1 && all == 1 })
+	return fc, ran, stop
+}
+
+// call makes request i and returns the goroutine it ran on, once its reply
+// has been written and its worker is idle again.
+func call(t *testing.T, fc *fakeConn, ran chan string, i int) string {
+	t.Helper()
+	if err := fc.request(iothub.MethodRequestTopic("m", strconv.Itoa(i)), []byte(`{}`)); err != nil {
+		t.Fatal(err)
 	}
-	stop()
-	if workerIdle < 20*time.Second {
-		t.Fatalf("workerIdle %v: this test needs it well above its 10s wait", workerIdle)
-	}
-	waitWorkers(t, "workers exit after Run returns", 10*time.Second, func(_, all int) bool { return all == 0 })
+	fc.reply(t)
+	g := <-ran
+	synctest.Wait() // the worker has finished the request and waits for another
+	return g
+}
+
+// TestIdleWorkerIsReusedUntilWorkerIdle: a request that arrives while a
+// worker is idle runs on that worker's goroutine, however close to
+// workerIdle it has been idle; once it has been idle for workerIdle, it is
+// gone and the next request starts a new worker.
+func TestIdleWorkerIsReusedUntilWorkerIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fc, ran, stop := workerSession(t)
+		first := call(t, fc, ran, 0)
+		for i := 1; i < 5; i++ {
+			time.Sleep(workerIdle - time.Nanosecond)
+			if g := call(t, fc, ran, i); g != first {
+				t.Fatalf("request %d, %v after the last one, ran on goroutine %s; the idle worker was %s", i, workerIdle-time.Nanosecond, g, first)
+			}
+		}
+		time.Sleep(workerIdle)
+		synctest.Wait()
+		if goroutineExists(first) {
+			t.Fatalf("worker %s still alive after %v idle", first, workerIdle)
+		}
+		if g := call(t, fc, ran, 5); g == first {
+			t.Fatalf("request after the worker's exit ran on it (%s)", g)
+		}
+		stop()
+	})
+}
+
+// TestIdleWorkerExitsWithTheSession: idle workers are gone once Run has
+// returned, without waiting for their idle timeout.
+func TestIdleWorkerExitsWithTheSession(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fc, ran, stop := workerSession(t)
+		first := call(t, fc, ran, 0)
+		if !goroutineExists(first) {
+			t.Fatalf("worker %s gone right after its request", first)
+		}
+		start := time.Now()
+		stop()
+		synctest.Wait()
+		if goroutineExists(first) {
+			t.Fatalf("worker %s still alive after Run returned", first)
+		}
+		if d := time.Since(start); d >= workerIdle {
+			t.Fatalf("Run took %v to return: the worker may have left by its idle timeout (%v)", d, workerIdle)
+		}
+	})
 }

@@ -1,4 +1,10 @@
-package reliability
+// Package faultproxy is a loopback TCP proxy that injects network faults
+// between a client and a server: it holds all traffic (a black hole), adds
+// latency, fragments every packet at random byte boundaries, or cuts every
+// connection at once. The reliability suite (test/reliability) puts it
+// between the daemon and the local hub. Stdlib only; test code only: the
+// methodd binary never links it.
+package faultproxy
 
 import (
 	"fmt"
@@ -9,7 +15,7 @@ import (
 	"time"
 )
 
-// Mode is what a FaultProxy does to the bytes it forwards.
+// Mode is what a Proxy does to the bytes it forwards.
 type Mode int
 
 // Proxy modes.
@@ -22,7 +28,7 @@ const (
 	// is reset, and when the mode ends the held bytes are delivered in order.
 	Blackhole
 	// Delay delivers every chunk Options.Delay after it was read (latency,
-	// not a throughput cap).
+	// not a throughput cap), in order.
 	Delay
 	// Chunk cuts every chunk into random pieces of 1..Options.MaxChunk bytes
 	// written separately (Go sets TCP_NODELAY), each after a random pause of up to
@@ -33,6 +39,7 @@ const (
 	Chunk
 )
 
+// String is the mode's lower-case name, as in test names and logs.
 func (m Mode) String() string {
 	switch m {
 	case Pass:
@@ -47,22 +54,23 @@ func (m Mode) String() string {
 	return fmt.Sprintf("Mode(%d)", int(m))
 }
 
-// ProxyOptions configures a FaultProxy.
-type ProxyOptions struct {
+// Options configures a Proxy. Zero fields take the defaults named.
+type Options struct {
 	Delay    time.Duration // latency in Delay mode
 	MaxChunk int           // largest piece in Chunk mode (default 7)
 	Jitter   time.Duration // largest pause between pieces in Chunk mode (default 2ms)
 	Seed     uint64        // seeds the Chunk mode's randomness
 }
 
-// FaultProxy is a loopback TCP proxy that forwards every accepted
-// connection to a target address and can hold, delay or fragment the
-// traffic. It only listens on 127.0.0.1. Its methods are safe for
-// concurrent use.
-type FaultProxy struct {
+// Proxy is a loopback TCP proxy that forwards every accepted connection to
+// a target address (dialled when the client connects, after any black hole
+// ends) and can hold, delay or fragment the traffic, or cut it. It only
+// listens on 127.0.0.1. Its methods are safe for concurrent use. It owns
+// every goroutine it starts; Close waits for them.
+type Proxy struct {
 	ln     net.Listener
 	target string
-	opts   ProxyOptions
+	opts   Options
 
 	mu      sync.Mutex
 	mode    Mode
@@ -74,9 +82,10 @@ type FaultProxy struct {
 	accepts int
 }
 
-// NewFaultProxy listens on 127.0.0.1 (a free port) and forwards to target.
-// It fails if it cannot listen.
-func NewFaultProxy(target string, opts ProxyOptions) (*FaultProxy, error) {
+// New listens on 127.0.0.1 (a free port) and forwards every connection to
+// target in Pass mode until told otherwise. It fails if it cannot listen. A
+// connection whose target cannot be dialled (within 5 s) is closed.
+func New(target string, opts Options) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("fault proxy: %w", err)
@@ -87,7 +96,7 @@ func NewFaultProxy(target string, opts ProxyOptions) (*FaultProxy, error) {
 	if opts.Jitter <= 0 {
 		opts.Jitter = 2 * time.Millisecond
 	}
-	p := &FaultProxy{
+	p := &Proxy{
 		ln: ln, target: target, opts: opts,
 		healed: make(chan struct{}),
 		conns:  make(map[net.Conn]struct{}),
@@ -99,18 +108,21 @@ func NewFaultProxy(target string, opts ProxyOptions) (*FaultProxy, error) {
 	return p, nil
 }
 
-// Addr is the proxy's listen address (127.0.0.1:port).
-func (p *FaultProxy) Addr() string { return p.ln.Addr().String() }
+// Addr is the proxy's listen address (127.0.0.1:port), for clients to dial.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-// Accepted is the number of connections accepted so far.
-func (p *FaultProxy) Accepted() int {
+// Accepted is the number of client connections accepted so far, cut or
+// closed ones included.
+func (p *Proxy) Accepted() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.accepts
 }
 
-// SetMode switches the proxy's behaviour for open and new connections.
-func (p *FaultProxy) SetMode(m Mode) {
+// SetMode switches the proxy's behaviour, for open and new connections
+// alike, from the next chunk on. Leaving Blackhole delivers what was held,
+// in order, and lets held new connections dial the target.
+func (p *Proxy) SetMode(m Mode) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if m == Blackhole && p.mode != Blackhole {
@@ -122,9 +134,11 @@ func (p *FaultProxy) SetMode(m Mode) {
 	p.mode = m
 }
 
-// Cut closes every open connection at once (both sides see the close), as
-// a NAT or firewall dropping its state would; new connections are served.
-func (p *FaultProxy) Cut() {
+// Cut closes every open connection at once, on both sides: the client and
+// the target each see their connection end (EOF or a reset), as when a NAT
+// or firewall drops its state. Bytes not yet delivered are lost. New
+// connections are served as before.
+func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for c := range p.conns {
@@ -132,9 +146,10 @@ func (p *FaultProxy) Cut() {
 	}
 }
 
-// Close stops listening and closes every connection; it waits for the
-// proxy's goroutines to end.
-func (p *FaultProxy) Close() error {
+// Close stops listening, closes every connection (as Cut does) and waits
+// for the proxy's goroutines to end. It returns the listener's close error;
+// later calls return nil.
+func (p *Proxy) Close() error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -154,7 +169,7 @@ func (p *FaultProxy) Close() error {
 	return err
 }
 
-func (p *FaultProxy) accept() {
+func (p *Proxy) accept() {
 	defer p.wg.Done()
 	for {
 		c, err := p.ln.Accept()
@@ -165,24 +180,26 @@ func (p *FaultProxy) accept() {
 			c.Close()
 			return
 		}
+		p.mu.Lock()
+		p.accepts++
+		p.mu.Unlock()
 		p.wg.Add(1)
 		go p.serve(c)
 	}
 }
 
 // track registers c; it reports false when the proxy is closed.
-func (p *FaultProxy) track(c net.Conn) bool {
+func (p *Proxy) track(c net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return false
 	}
 	p.conns[c] = struct{}{}
-	p.accepts++
 	return true
 }
 
-func (p *FaultProxy) untrack(c net.Conn) {
+func (p *Proxy) untrack(c net.Conn) {
 	p.mu.Lock()
 	delete(p.conns, c)
 	p.mu.Unlock()
@@ -190,7 +207,7 @@ func (p *FaultProxy) untrack(c net.Conn) {
 }
 
 // serve dials the target (after any black hole ends) and pipes both ways.
-func (p *FaultProxy) serve(down net.Conn) {
+func (p *Proxy) serve(down net.Conn) {
 	defer p.wg.Done()
 	defer p.untrack(down)
 	if !p.waitHealed() {
@@ -214,7 +231,7 @@ func (p *FaultProxy) serve(down net.Conn) {
 
 // pipe copies src to dst through the current mode; when either side ends,
 // it closes both so the other direction ends too.
-func (p *FaultProxy) pipe(dst, src net.Conn) {
+func (p *Proxy) pipe(dst, src net.Conn) {
 	defer dst.Close()
 	defer src.Close()
 	q := make(chan chunk, 256)
@@ -250,7 +267,7 @@ type chunk struct {
 }
 
 // deliver writes one chunk according to the mode at delivery time.
-func (p *FaultProxy) deliver(dst net.Conn, c chunk) error {
+func (p *Proxy) deliver(dst net.Conn, c chunk) error {
 	if !p.waitHealed() {
 		return net.ErrClosed
 	}
@@ -271,7 +288,7 @@ func (p *FaultProxy) deliver(dst net.Conn, c chunk) error {
 }
 
 // fragment writes data in random pieces with random pauses.
-func (p *FaultProxy) fragment(dst net.Conn, data []byte) error {
+func (p *Proxy) fragment(dst net.Conn, data []byte) error {
 	for len(data) > 0 {
 		p.mu.Lock()
 		n := 1 + p.rng.IntN(p.opts.MaxChunk)
@@ -292,7 +309,7 @@ func (p *FaultProxy) fragment(dst net.Conn, data []byte) error {
 
 // waitHealed blocks while the proxy is a black hole; it reports false if
 // the proxy was closed meanwhile.
-func (p *FaultProxy) waitHealed() bool {
+func (p *Proxy) waitHealed() bool {
 	p.mu.Lock()
 	h := p.healed
 	p.mu.Unlock()
@@ -302,4 +319,4 @@ func (p *FaultProxy) waitHealed() bool {
 	return !p.closed
 }
 
-var _ io.Closer = (*FaultProxy)(nil)
+var _ io.Closer = (*Proxy)(nil)

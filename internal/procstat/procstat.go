@@ -1,6 +1,9 @@
-// Package procstat reads a process's CPU time and memory from Linux's /proc,
-// for the measurements of the benchmark harness, the reliability suite and
-// the daemon's resource test. Stdlib only.
+// Package procstat reads processes from Linux's /proc: a process's CPU
+// time, memory and open file descriptors, and the process table (parents,
+// groups, states), for the measurements and leak checks of the test suites
+// (test/bench, test/reliability). Each reader has a pure parser of the
+// file's text beside it. Stdlib only; test code only: the methodd binary
+// never links it.
 package procstat
 
 import (

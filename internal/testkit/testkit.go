@@ -4,6 +4,7 @@ package testkit
 
 import (
 	"bytes"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -67,4 +68,19 @@ func ConfigMap(t testing.TB, dir, first string) (publish func(content string)) {
 		t.Fatal(err)
 	}
 	return publish
+}
+
+// CertPool is a pool holding the PEM certificates of file (a local hub's
+// CA, say); it fails t when the file holds none.
+func CertPool(t testing.TB, file string) *x509.CertPool {
+	t.Helper()
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("no PEM certificate in %s", file)
+	}
+	return pool
 }

@@ -25,8 +25,8 @@ func TestQuickRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(root, "conformance", "node_modules", "azure-iot-device-mqtt")); err != nil {
-		t.Fatalf("device (d) needs conformance/node_modules: scripts/test.sh runs `npm ci --prefix conformance` first (%v)", err)
+	if _, err := os.Stat(filepath.Join(root, "test", "conformance", "node_modules", "azure-iot-device-mqtt")); err != nil {
+		t.Fatalf("device (d) needs test/conformance/node_modules: scripts/test.sh runs `npm ci --prefix test/conformance` first (%v)", err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
@@ -34,7 +34,7 @@ func TestQuickRun(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := run(ctx, []string{"--quick", "--out", out}, &stdout, &stderr)
 	if code != 0 {
-		t.Fatalf("go run ./bench --quick: exit %d, want 0\n%s", code, stderr.String())
+		t.Fatalf("go run ./test/bench --quick: exit %d, want 0\n%s", code, stderr.String())
 	}
 	report, err := os.ReadFile(out)
 	if err != nil {

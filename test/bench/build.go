@@ -39,28 +39,32 @@ func findRoot(dir string) (string, error) {
 }
 
 // build compiles methodd (from root) and the raw device (its own module
-// under bench/rawdevice) into dir the way methodd ships (the module's
-// main_build_test.go): CGO_ENABLED=0 -trimpath -ldflags='-s -w', static and
-// stripped. The raw device is built the same way: like for like. With
+// under test/bench/rawdevice) into dir the way methodd ships (see
+// goBuild). The raw device is built the same way: like for like. With
 // symbols both keep their symbol tables, for perf.
 func build(ctx context.Context, root, dir string, symbols bool) (binaries, error) {
+	b := binaries{methodd: filepath.Join(dir, "methodd"), rawdevice: filepath.Join(dir, "rawdevice")}
+	if err := goBuild(ctx, root, b.methodd, symbols); err != nil {
+		return b, err
+	}
+	return b, goBuild(ctx, filepath.Join(root, "test", "bench", "rawdevice"), b.rawdevice, symbols)
+}
+
+// goBuild compiles the main package in src to out as methodd ships (the
+// module's main_test.go shippedBuild): CGO_ENABLED=0 -trimpath
+// -ldflags='-s -w', static and stripped; with symbols, unstripped. A
+// failure carries the compiler's output.
+func goBuild(ctx context.Context, src, out string, symbols bool) error {
 	ldflags := "-ldflags=-s -w"
 	if symbols {
 		ldflags = "-ldflags="
 	}
-	b := binaries{methodd: filepath.Join(dir, "methodd"), rawdevice: filepath.Join(dir, "rawdevice")}
-	steps := []struct{ src, out string }{
-		{root, b.methodd},
-		{filepath.Join(root, "bench", "rawdevice"), b.rawdevice},
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", ldflags, "-o", out, ".")
+	cmd.Dir, cmd.Env = src, append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build in %s: %v\n%s", src, err, b)
 	}
-	for _, s := range steps {
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", ldflags, "-o", s.out, ".")
-		cmd.Dir, cmd.Env = s.src, append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return b, fmt.Errorf("go build in %s: %v\n%s", s.src, err, out)
-		}
-	}
-	return b, nil
+	return nil
 }
 
 // machineInfo describes where a run happened.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,22 +14,25 @@ import (
 	"time"
 
 	"github.com/methodd/methodd/engine"
+	"github.com/methodd/methodd/internal/daemon"
 	"github.com/methodd/methodd/internal/device"
+	"github.com/methodd/methodd/internal/handlersfile"
 	"github.com/methodd/methodd/internal/localhub"
-	"github.com/methodd/methodd/internal/serve"
 	"github.com/methodd/methodd/internal/testkit"
 	"github.com/methodd/methodd/iothub"
 )
 
-// BenchmarkDaemonPath is device (a) in one process, for pprof: the local hub,
-// the device session (internal/device, paho) and the engine with the
-// expression echo, driven through Hub.Invoke with 16 calls in flight. The
-// harness measures the daemon as a separate process; this benchmark is where
-// its CPU goes. Set BENCH_LOG=info to include the per-call log line (JSON
-// to io.Discard), as `methodd run` writes it by default.
+// BenchmarkDaemonPath is device (a) in one process, for pprof: the local hub
+// and the daemon as `methodd run` runs it (daemon.Run: the device session,
+// internal/device with paho, and the engine with the expression echo),
+// driven through Hub.Invoke with 16 calls in flight. The harness measures
+// the daemon as a separate process; this benchmark is where its CPU goes.
+// daemon.Run applies the daemon's GOGC (200) to the whole process unless
+// GOGC is set for the test. Set BENCH_LOG=info to include the per-call log
+// line (JSON to io.Discard), as `methodd run` writes it by default.
 //
-//	go test -run '^$' -bench DaemonPath -cpuprofile cpu.out ./bench
-//	go tool pprof -top -focus 'methodd/(engine|internal/device)|paho' bench.test cpu.out
+//	go test -run '^$' -bench DaemonPath -cpuprofile cpu.out ./test/bench
+//	go tool pprof -top -focus 'methodd/(engine|internal/(daemon|device))|paho' bench.test cpu.out
 func BenchmarkDaemonPath(b *testing.B) {
 	for _, size := range []int{100, 8 << 10} {
 		b.Run(sizeName(size), func(b *testing.B) { benchDaemonPath(b, size) })
@@ -54,7 +56,8 @@ func benchDaemonPath(b *testing.B, size int) {
 	if err := os.WriteFile(cfg, fmt.Appendf(nil, exprConfig, info.CAFile), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	set, err := engine.Load(cfg, engine.Options{Logger: logger})
+	opts := handlersfile.Options{DaemonUID: os.Geteuid(), Engine: engine.Options{Logger: logger}}
+	loaded, err := handlersfile.Load(cfg, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -62,31 +65,27 @@ func benchDaemonPath(b *testing.B, size int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pem, err := os.ReadFile(info.CAFile)
-	if err != nil {
-		b.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
+	roots := testkit.CertPool(b, info.CAFile)
 	connected := make(chan struct{})
-	var once sync.Once
-	sess, err := device.New(device.Config{Identity: cs, RootCAs: roots, Logger: logger, OnState: func(s device.State) {
-		if s.Kind == device.Connected {
-			once.Do(func() { close(connected) })
-		}
-	}}, serve.Handler{Engine: engine.New(set), DeviceID: "dev"})
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(b.Context())
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = sess.Run(ctx) })
-	defer wg.Wait()
-	defer cancel()
+	var runErr error
+	wg.Go(func() {
+		runErr = daemon.Run(ctx, daemon.Config{Path: cfg, Loaded: loaded, Load: opts,
+			Device: device.Config{Identity: cs, RootCAs: roots}, Getenv: gogcOnly, Logger: logger,
+			OnReady: func() { close(connected) }})
+	})
+	defer func() {
+		cancel()
+		wg.Wait()
+		if runErr != nil {
+			b.Errorf("daemon.Run: %v", runErr)
+		}
+	}()
 	select {
 	case <-connected:
 	case <-time.After(readyTimeout):
-		b.Fatal("device session not connected")
+		b.Fatal("daemon not connected")
 	}
 	var ids atomic.Uint64
 	maker, err := newPayloadMaker(&ids, size)
@@ -103,19 +102,26 @@ func benchDaemonPath(b *testing.B, size int) {
 	}
 }
 
+// gogcOnly is the environment of an in-process daemon: GOGC as the
+// benchmark was given it (an operator's GOGC wins over the daemon's
+// default, as for `methodd run`), and nothing of systemd's, so that a run
+// under a service manager never notifies it.
+func gogcOnly(key string) string {
+	if key == "GOGC" {
+		return os.Getenv(key)
+	}
+	return ""
+}
+
 // BenchmarkExecPath compares, in one process and one at a time, the engine
 // running `run: [/bin/true]` (device (b)'s handler, no hub) with a bare
 // exec.Command("/bin/true").Run(): the part of (b)'s cost that is the
 // engine's command runner rather than fork/exec itself.
 //
-//	go test -run '^$' -bench ExecPath -cpuprofile cpu.out ./bench
+//	go test -run '^$' -bench ExecPath -cpuprofile cpu.out ./test/bench
 func BenchmarkExecPath(b *testing.B) {
 	b.Run("engine", func(b *testing.B) {
-		cfg := filepath.Join(b.TempDir(), "handlers.yaml")
-		if err := os.WriteFile(cfg, fmt.Appendf(nil, execConfig, "/dev/null"), 0o600); err != nil {
-			b.Fatal(err)
-		}
-		set, err := engine.Load(cfg, engine.Options{})
+		set, err := engine.Parse("handlers.yaml", fmt.Appendf(nil, execConfig, "/dev/null"), engine.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}

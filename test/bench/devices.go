@@ -77,9 +77,9 @@ func (h *harness) daemonFiles(id, config string) (cfgPath, csPath string, err er
 }
 
 // startDaemon starts `methodd run` as id with a config from template (its
-// %q is the CA file). Ready is the daemon's first log line whose message
-// starts with "connected" ("connected and subscribed"), which internal/device
-// writes after the SUBACK of the methods subscription.
+// %q is the CA file). Ready is the daemon's READY=1 on its notification
+// socket, which it sends once connected and subscribed (after the SUBACK of
+// the methods subscription), as systemd sees it.
 func (h *harness) startDaemon(id, template string) (*proc, error) {
 	cfg, cs, err := h.daemonFiles(id, fmt.Sprintf(template, h.info.CAFile))
 	if err != nil {
@@ -88,17 +88,16 @@ func (h *harness) startDaemon(id, template string) (*proc, error) {
 	return h.execDaemon(id, cfg, cs)
 }
 
-// execDaemon starts `methodd run` on existing files.
+// execDaemon starts `methodd run` on existing files, with a notification
+// socket in $NOTIFY_SOCKET for its readiness.
 func (h *harness) execDaemon(id, cfg, cs string) (*proc, error) {
 	return startProc(procSpec{
-		name: "methodd run (" + id + ")",
-		path: h.bins.methodd,
-		args: []string{"run", "--config", cfg, "--connection-string-file", cs, "--log-format", "json", "--log-level", "info"},
-		env:  h.baseEnv(),
-		dir:  h.work,
-		isReady: func(stream string, line []byte) bool {
-			return stream == "stderr" && bytes.Contains(line, []byte(`"msg":"connected`))
-		},
+		name:   "methodd run (" + id + ")",
+		path:   h.bins.methodd,
+		args:   []string{"run", "--config", cfg, "--connection-string-file", cs, "--log-format", "json", "--log-level", "info"},
+		env:    h.baseEnv(),
+		dir:    h.work,
+		notify: true,
 	})
 }
 
@@ -123,7 +122,7 @@ func (h *harness) startRaw(id string) (*proc, error) {
 	})
 }
 
-// startNode starts the Node SDK echo device (bench/node/echo-device.js).
+// startNode starts the Node SDK echo device (test/bench/node/echo-device.js).
 func (h *harness) startNode(id string) (*proc, error) {
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -132,7 +131,7 @@ func (h *harness) startNode(id string) (*proc, error) {
 	return startProc(procSpec{
 		name: "node echo-device (" + id + ")",
 		path: node,
-		args: []string{filepath.Join(h.root, "bench", "node", "echo-device.js")},
+		args: []string{filepath.Join(h.root, "test", "bench", "node", "echo-device.js")},
 		env: append(h.baseEnv(), "NODE_PATH="+h.opts.nodeModules,
 			"DEVICE_CONNECTION_STRING="+h.info.Devices[id], "DEVICE_CA_FILE="+h.info.CAFile),
 		dir:     h.work,
@@ -140,7 +139,9 @@ func (h *harness) startNode(id string) (*proc, error) {
 	})
 }
 
-// stdoutReady matches the line "ready" on stdout.
+// stdoutReady matches the line "ready" on stdout: the ready signal of the
+// raw device and the Node device (their documented protocol, not a log
+// line).
 func stdoutReady(stream string, line []byte) bool {
 	return stream == "stdout" && string(bytes.TrimSpace(line)) == "ready"
 }

@@ -53,7 +53,7 @@ type result struct {
 func runHarness(ctx context.Context, o options, root string, logw io.Writer) (res result, err error) {
 	if !o.skipNode {
 		if _, err := os.Stat(filepath.Join(o.nodeModules, "azure-iot-device-mqtt")); err != nil {
-			return res, fmt.Errorf("device (d) needs the Node SDK in %s: run `npm ci --prefix conformance` (scripts/test.sh does), or give --skip-node: %w", o.nodeModules, err)
+			return res, fmt.Errorf("device (d) needs the Node SDK in %s: run `npm ci --prefix test/conformance` (scripts/test.sh does), or give --skip-node: %w", o.nodeModules, err)
 		}
 	}
 	res.started, res.loadStart = time.Now(), loadAverage()

@@ -2,8 +2,8 @@
 // official Node SDK device, side by side in one run on a local hub over
 // loopback (issue 8), and writes BENCHMARKS.md.
 //
-//	go run ./bench            # the full matrix, writes BENCHMARKS.md
-//	go run ./bench --quick    # seconds, tiny counts (CI); writes a temp file
+//	go run ./test/bench            # the full matrix, writes BENCHMARKS.md
+//	go run ./test/bench --quick    # seconds, tiny counts (CI); writes a temp file
 //
 // It exits 1 when any reply was lost or did not echo its request, or when a
 // device failed; 2 on a usage error.
@@ -30,9 +30,9 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `usage: go run ./bench [--quick] [--out FILE] [--duration D] [--skip-node]
-                      [--max-calls N] [--reloads N] [--starts N] [--node-modules DIR]
-                      [--devices a,c] [--paths mqtt] [--inflight 16] [--sizes 8192] [--symbols]
+const usage = `usage: go run ./test/bench [--quick] [--out FILE] [--duration D] [--skip-node]
+                           [--max-calls N] [--reloads N] [--starts N] [--node-modules DIR]
+                           [--devices a,c] [--paths mqtt] [--inflight 16] [--sizes 8192] [--symbols]
 
 Builds methodd and the raw paho device, starts a local hub in-process, and
 measures four devices one at a time — (a) methodd run with an expression
@@ -43,10 +43,10 @@ plain os/exec loop of /bin/true, reload latency and start-up time. Every reply
 is checked against its request. Writes the report to --out.
 
 examples:
-  go run ./bench
-  go run ./bench --quick --out /tmp/bench.md
-  go run ./bench --duration 10s --skip-node
-  go run ./bench --devices a,c --paths mqtt --inflight 16 --sizes 8192 --symbols --duration 30s`
+  go run ./test/bench
+  go run ./test/bench --quick --out /tmp/bench.md
+  go run ./test/bench --duration 10s --skip-node
+  go run ./test/bench --devices a,c --paths mqtt --inflight 16 --sizes 8192 --symbols --duration 30s`
 
 // options are the parsed flags.
 type options struct {
@@ -72,7 +72,7 @@ type options struct {
 var errUsage = errors.New("usage")
 
 func parseOptions(args []string, stderr io.Writer, root string) (options, error) {
-	o := options{command: strings.Join(append([]string{"go run ./bench"}, args...), " ")}
+	o := options{command: strings.Join(append([]string{"go run ./test/bench"}, args...), " ")}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, usage); fs.PrintDefaults() }
@@ -88,7 +88,7 @@ func parseOptions(args []string, stderr io.Writer, root string) (options, error)
 	fs.StringVar(&o.inflightList, "inflight", "", "only these in-flight counts, e.g. 16 (default 1,16,128)")
 	fs.StringVar(&o.sizeList, "sizes", "", "only these payload sizes in bytes, e.g. 8192 (default 100,8192,102400)")
 	fs.BoolVar(&o.symbols, "symbols", false, "build the binaries unstripped, so that perf record -p PID can name functions (RSS then differs from shipping)")
-	fs.StringVar(&o.nodeModules, "node-modules", filepath.Join(root, "conformance", "node_modules"), "node_modules holding azure-iot-device-mqtt (npm ci --prefix conformance)")
+	fs.StringVar(&o.nodeModules, "node-modules", filepath.Join(root, "test", "conformance", "node_modules"), "node_modules holding azure-iot-device-mqtt (npm ci --prefix test/conformance)")
 	if err := fs.Parse(args); err != nil {
 		return o, fmt.Errorf("%w: %v", errUsage, err)
 	}

@@ -6,18 +6,26 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
 )
 
-// procSpec describes a device process to start.
+// procSpec describes a device process to start. It says it is ready
+// (connected and subscribed) in one of two ways: with READY=1 on the
+// notification socket it gets in $NOTIFY_SOCKET (notify: methodd, as
+// under systemd), or with a line of output that isReady matches (the
+// devices whose ready line is their documented protocol).
 type procSpec struct {
 	name string
 	path string
 	args []string
 	env  []string
 	dir  string
+	// notify gives the process a notification socket (see notifySocket)
+	// and takes its first READY=1 as ready.
+	notify bool
 	// isReady reports whether a line of output (stream "stdout" or "stderr")
 	// says the device is connected and subscribed.
 	isReady func(stream string, line []byte) bool
@@ -31,9 +39,10 @@ type proc struct {
 	stdin   io.WriteCloser
 	started time.Time
 
-	ready     chan struct{} // closed when isReady first matches
+	ready     chan struct{} // closed when the process first said it is ready
 	readyOnce sync.Once
 	readyAt   time.Time // set before ready is closed
+	notify    *notifySocket
 
 	exited  chan struct{} // closed after Wait returned
 	waitErr error         // set before exited is closed
@@ -64,19 +73,49 @@ func startProc(spec procSpec) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
+	if spec.notify {
+		if p.notify, err = listenNotify(); err != nil {
+			return nil, err
+		}
+		cmd.Env = append(slices.Clip(spec.env), p.notify.env()) // spec.env is the whole environment
+	}
 	p.started = time.Now()
 	if err := cmd.Start(); err != nil {
+		if p.notify != nil {
+			p.notify.Close()
+		}
 		return nil, fmt.Errorf("start %s: %w", spec.name, err)
 	}
-	var readers sync.WaitGroup
+	var readers, watcher sync.WaitGroup
 	readers.Go(func() { p.scan("stdout", stdout, spec.isReady) })
 	readers.Go(func() { p.scan("stderr", stderr, spec.isReady) })
+	if p.notify != nil {
+		watcher.Go(func() {
+			select {
+			case <-p.notify.ready:
+				p.markReady(p.notify.readyAt)
+			case <-p.notify.done:
+			}
+		})
+	}
 	go func() { // owned by p: ends when the process has exited and its pipes are drained
 		readers.Wait()
 		p.waitErr = cmd.Wait()
+		if p.notify != nil { // nothing sends any more
+			_ = p.notify.Close()
+			watcher.Wait()
+		}
 		close(p.exited)
 	}()
 	return p, nil
+}
+
+// markReady records that the process said it is ready, at the time given.
+func (p *proc) markReady(at time.Time) {
+	p.readyOnce.Do(func() {
+		p.readyAt = at
+		close(p.ready)
+	})
 }
 
 // scan reads one stream line by line until EOF.
@@ -87,10 +126,7 @@ func (p *proc) scan(stream string, r io.Reader, isReady func(string, []byte) boo
 		line := sc.Bytes()
 		p.tail.write(line)
 		if isReady != nil && isReady(stream, line) {
-			p.readyOnce.Do(func() {
-				p.readyAt = time.Now()
-				close(p.ready)
-			})
+			p.markReady(time.Now())
 		}
 	}
 	_, _ = io.Copy(io.Discard, r) // a line over 1 MB: keep draining so the process never blocks

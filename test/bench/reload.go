@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -20,7 +19,6 @@ const (
 // reloadResult is the reload latency of device (a): rename of a new handlers
 // file over the old one → the first call answered by the new file.
 type reloadResult struct {
-	pending  string // non-empty: not measured, and why
 	lat      summary
 	missed   int // reloads after the first that were not observed in reloadWait
 	lost     int // probe calls without a reply
@@ -55,12 +53,8 @@ func (h *harness) measureReload(ctx context.Context) (r reloadResult) {
 			r.err = err
 			return r
 		case !seen && v == 1:
-			r.pending = fmt.Sprintf("no reload observed: %d s after renaming a new handlers file over the old one, "+
-				"the daemon still answered with the old one (hot reload is not wired into `methodd run` yet?)", int(reloadWait.Seconds()))
-			if strings.Contains(p.tail.String(), "reload") {
-				r.pending += "; the daemon logged about reload: see its output"
-			}
-			h.progress("reload: pending: %s", r.pending)
+			r.err = fmt.Errorf("no reload observed: %v after renaming a new handlers file over the old one, "+
+				"the daemon still answered with the old one; its output:\n%s", reloadWait, p.tail.String())
 			return r
 		case !seen:
 			r.missed++

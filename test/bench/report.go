@@ -39,7 +39,7 @@ func renderReport(o options, r result) string {
 	var b strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	w("# Benchmarks\n\n")
-	w("Written by the harness in `bench/` (issue 8): rerun the command below to regenerate; edit only\n`bench/analysis.md`, the hand-written section at the end.\n\n")
+	w("Written by the harness in `test/bench/` (issue 8): rerun the command below to regenerate; edit only\n`test/bench/analysis.md`, the hand-written section at the end.\n\n")
 	renderSetup(w, o, r)
 	renderTargets(w, o, r)
 	renderRatios(w, o, r)
@@ -175,8 +175,6 @@ func renderExec(w writef, r result) {
 func renderReloadStartup(w writef, r result) {
 	w("## Reload and start-up of (a)\n\n")
 	switch rl := r.reload; {
-	case rl.pending != "":
-		w("- Reload latency: **pending** — %s.\n", rl.pending)
 	case rl.lat.n > 0:
 		w("- Reload latency (rename → first call answered by the new file), %d reloads: p50 %s, p90 %s, p99 %s, max %s; %d not observed within %v.\n",
 			rl.lat.n, ms(rl.lat.p50), ms(rl.lat.p90), ms(rl.lat.p99), ms(rl.lat.max), rl.missed, reloadWait)
@@ -184,7 +182,7 @@ func renderReloadStartup(w writef, r result) {
 		w("- Reload latency: not measured (%v).\n", rl.err)
 	}
 	if s := r.startup.lat; s.n > 0 {
-		w("- Start-up (exec → the daemon's `connected and subscribed` log line, written after the SUBACK), %d starts: p50 %s, p90 %s, p99 %s, max %s.\n",
+		w("- Start-up (exec → the daemon's READY=1 on its notification socket, sent once connected and subscribed), %d starts: p50 %s, p90 %s, p99 %s, max %s.\n",
 			s.n, ms(s.p50), ms(s.p90), ms(s.p99), ms(s.max))
 	} else {
 		w("- Start-up: not measured (%v).\n", r.startup.err)
@@ -212,11 +210,13 @@ func renderMethod(w writef, o options) {
 - (a) and (b) run `+"`methodd run`"+` as shipped: its default log level (info: one log line per call, read
   by the harness) and its default GOGC (200; the harness sets no GOGC for any device, so (c) runs Go's
   100); handlers set concurrency 1024 so no call is refused. (b) replies with the payload after
-  /bin/true exits 0. (c) is bench/rawdevice, paho answering from its message callback (a separate module,
-  so that internal/device stays the methodd module's only paho importer). (d) is bench/node/echo-device.js
-  on azure-iot-device-mqtt from conformance/node_modules.
-- Start-up: exec → the daemon's first log line whose message starts with `+"`connected`"+` (`+"`connected and subscribed`"+`:
-  internal/device writes it after the SUBACK), then one
+  /bin/true exits 0. (c) is test/bench/rawdevice, paho answering from its message callback (a separate
+  module, so that internal/device stays the methodd module's only paho importer). (d) is
+  test/bench/node/echo-device.js on azure-iot-device-mqtt from test/conformance/node_modules.
+- Readiness: each daemon gets a notification socket in NOTIFY_SOCKET, as systemd gives a Type=notify
+  service, and is ready at its READY=1 (sent once connected and subscribed, after the SUBACK); (c) and
+  (d) print "ready" on stdout at their SUBACK.
+- Start-up: exec → the daemon's READY=1, then one
   call with connectTimeoutInSeconds 0 must be answered. Reload: a new file is written beside the
   handlers file and renamed over it; a `+"`version`"+` method is probed every %v until it answers the new version.
 

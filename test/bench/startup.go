@@ -8,9 +8,9 @@ import (
 )
 
 // startupResult is the start-up time of device (a): process start → the
-// daemon's "connected and subscribed" log line (written after the SUBACK of the methods
-// subscription; see startDaemon), each start confirmed by a call answered at
-// once.
+// daemon's READY=1 on its notification socket (sent once connected and
+// subscribed, after the SUBACK of the methods subscription; see
+// startDaemon), each start confirmed by a call answered at once.
 type startupResult struct {
 	lat      summary
 	lost     int

@@ -1,8 +1,8 @@
 // Package conformance makes the official Azure IoT Node SDKs (azure-iot-device,
 // azure-iot-device-mqtt, azure-iothub; exact versions in package.json) the
 // judges of methodd's local hub, daemon and invoke command (issue 7). The
-// tests start real Node processes; `npm ci --prefix conformance` must have
-// run (scripts/test.sh does).
+// tests start real Node processes; `npm ci --prefix test/conformance` must
+// have run (scripts/test.sh does).
 package conformance
 
 import (

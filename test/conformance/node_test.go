@@ -79,7 +79,7 @@ func requireNodeModules(t *testing.T) {
 	t.Helper()
 	for _, pkg := range []string{"azure-iot-device", "azure-iot-device-mqtt", "azure-iothub"} {
 		if _, err := os.Stat(filepath.Join(nodeDir(t), "node_modules", pkg, "package.json")); err != nil {
-			t.Fatalf("conformance/node_modules/%s is missing: run `npm ci --prefix conformance` (scripts/test.sh does)", pkg)
+			t.Fatalf("test/conformance/node_modules/%s is missing: run `npm ci --prefix test/conformance` (scripts/test.sh does)", pkg)
 		}
 	}
 	if _, err := exec.LookPath("node"); err != nil {

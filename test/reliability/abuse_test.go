@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/methodd/methodd/engine"
+	"github.com/methodd/methodd/internal/procstat"
+	"github.com/methodd/methodd/internal/testkit"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -91,7 +93,7 @@ type resources struct{ fds, goroutines int }
 
 func snapshot(t *testing.T) resources {
 	t.Helper()
-	fds, err := OpenFDs(0)
+	fds, err := procstat.OpenFDs(0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,31 +104,31 @@ func snapshot(t *testing.T) resources {
 // below) and no process is left behind; it fails the test with what remains.
 func settle(t *testing.T, base resources, pgids map[int]bool, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		now := snapshot(t)
-		strays, err := Strays(os.Getpid(), pgids)
-		if err != nil {
+	var now resources
+	var strays []procstat.Proc
+	defer func() { // runs when Eventually fails the test: say what remains
+		if !t.Failed() {
+			return
+		}
+		if now.fds > base.fds {
+			t.Errorf("open fds %d, was %d", now.fds, base.fds)
+		}
+		if now.goroutines > base.goroutines {
+			buf := make([]byte, 1<<20)
+			t.Errorf("goroutines %d, was %d:\n%s", now.goroutines, base.goroutines, buf[:runtime.Stack(buf, true)])
+		}
+		for _, p := range strays {
+			t.Errorf("left behind: pid %d (%s) state %c ppid %d pgid %d", p.PID, p.Comm, p.State, p.PPID, p.PGID)
+		}
+	}()
+	testkit.Eventually(t, within, "fds, goroutines and processes back to where they were", func() bool {
+		now = snapshot(t)
+		var err error
+		if strays, err = procstat.Strays(os.Getpid(), pgids); err != nil {
 			t.Fatal(err)
 		}
-		if now.fds <= base.fds && now.goroutines <= base.goroutines && len(strays) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			if now.fds > base.fds {
-				t.Errorf("open fds %d, was %d", now.fds, base.fds)
-			}
-			if now.goroutines > base.goroutines {
-				buf := make([]byte, 1<<20)
-				t.Errorf("goroutines %d, was %d:\n%s", now.goroutines, base.goroutines, buf[:runtime.Stack(buf, true)])
-			}
-			for _, p := range strays {
-				t.Errorf("left behind: pid %d (%s) state %c ppid %d pgid %d", p.PID, p.Comm, p.State, p.PPID, p.PGID)
-			}
-			return
-		}
-		wait(50 * time.Millisecond)
-	}
+		return now.fds <= base.fds && now.goroutines <= base.goroutines && len(strays) == 0
+	})
 }
 
 // TestHandlerAbuseEngine runs every misbehaving command through the engine,

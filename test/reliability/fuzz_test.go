@@ -21,9 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/methodd/methodd/engine"
+	"github.com/methodd/methodd/internal/daemon"
 	"github.com/methodd/methodd/internal/device"
-	"github.com/methodd/methodd/internal/serve"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -221,7 +220,8 @@ func (b *fakeBroker) take() []reply {
 	return r
 }
 
-// pipelineFixture is the broker plus a device session on the engine.
+// pipelineFixture is the broker plus an in-process daemon (daemon.Run)
+// connected to it.
 type pipelineFixture struct {
 	mu     sync.Mutex // one input at a time
 	broker *fakeBroker
@@ -236,20 +236,18 @@ func startPipeline(f *testing.F) *pipelineFixture {
 	if err != nil {
 		f.Fatal(err)
 	}
-	set, err := engine.Parse("handlers.yaml", []byte(fuzzYAML), engine.Options{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	s, err := device.New(device.Config{Identity: cs, RootCAs: pool}, serve.Handler{Engine: engine.New(set), DeviceID: "fuzz"})
-	if err != nil {
-		f.Fatal(err)
-	}
+	path, loaded, opts := handlersFile(f, fuzzYAML)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	go func() {
+		done <- daemon.Run(ctx, daemon.Config{Path: path, Loaded: loaded, Load: opts,
+			Device: device.Config{Identity: cs, RootCAs: pool}, Getenv: daemonEnv})
+	}()
 	f.Cleanup(func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			f.Errorf("daemon.Run: %v", err)
+		}
 	})
 	select {
 	case <-b.subbed:

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,9 +14,11 @@ import (
 	"time"
 
 	"github.com/methodd/methodd/engine"
+	"github.com/methodd/methodd/internal/daemon"
 	"github.com/methodd/methodd/internal/device"
+	"github.com/methodd/methodd/internal/handlersfile"
 	"github.com/methodd/methodd/internal/localhub"
-	"github.com/methodd/methodd/internal/serve"
+	"github.com/methodd/methodd/internal/testkit"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -60,43 +63,32 @@ func startHub(t testing.TB, devices ...string) *testHub {
 func (h *testHub) hub() *localhub.Hub { return h.cur.Load() }
 
 // restart closes the hub and starts it again on the same dir and ports.
-// It retries Start (bounded) while the ports are still being released.
+// It retries Start while the ports are still being released, and fails the
+// test if the hub is not up again within 10 s. It must be called from the
+// test's goroutine.
 func (h *testHub) restart() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := h.hub().Close(); err != nil {
 		return fmt.Errorf("close: %w", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for attempt := 0; ; attempt++ {
+	testkit.Eventually(h.t, 10*time.Second, "the hub to start again on its ports", func() bool {
 		n, err := localhub.Start(context.Background(), h.opts)
-		if err == nil {
-			h.cur.Store(n)
-			return nil
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) || attempt > 200 {
-			return fmt.Errorf("start again: %w", err)
-		}
-		wait(50 * time.Millisecond)
-	}
+		h.cur.Store(n)
+		return true
+	})
+	return nil
 }
 
-func (h *testHub) roots(t testing.TB) *x509.CertPool {
-	t.Helper()
-	pem, err := os.ReadFile(h.info.CAFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatal("no CA in", h.info.CAFile)
-	}
-	return pool
-}
+func (h *testHub) roots(t testing.TB) *x509.CertPool { return testkit.CertPool(t, h.info.CAFile) }
 
-// daemonConfig is the device config `methodd run` builds (cmd_run.go: all
-// timing fields at their defaults), for identity id of h. gateway, if set,
-// is the GatewayHostName to dial instead (a fault proxy).
+// daemonConfig is the device config `methodd run` builds
+// (internal/cli/run.go deviceConfig: all timing fields at their defaults),
+// for identity id of h. gateway, if set, is the GatewayHostName to dial
+// instead (a fault proxy).
 func (h *testHub) daemonConfig(t testing.TB, id, gateway string) device.Config {
 	t.Helper()
 	cs, err := iothub.ParseDeviceConnectionString(h.info.Devices[id])
@@ -172,25 +164,56 @@ func newEngine(t testing.TB, yaml string) *engine.Engine {
 	return engine.New(set)
 }
 
-// daemon is an in-process `methodd run`: a device session on the engine.
-type daemon struct {
+// handlersFile writes yaml as handlers.yaml in a fresh private directory
+// and loads it as `methodd run` does at start-up (the one load path,
+// permission check included).
+func handlersFile(t testing.TB, yaml string) (string, handlersfile.Loaded, handlersfile.Options) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "handlers.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := handlersfile.Options{DaemonUID: os.Geteuid()}
+	l, err := handlersfile.Load(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Unsafe != nil {
+		t.Fatalf("handlers file refused: %v", l.Unsafe)
+	}
+	return path, l, opts
+}
+
+// daemonEnv is the environment of an in-process daemon: GOGC as the test
+// was given it (an operator's GOGC wins over the daemon's default, as for
+// `methodd run`), and nothing of systemd's, so that a test run under a
+// service manager never notifies it.
+func daemonEnv(key string) string {
+	if key == "GOGC" {
+		return os.Getenv(key)
+	}
+	return ""
+}
+
+// runningDaemon is an in-process `methodd run` (daemon.Run) and the state
+// changes of its device session.
+type runningDaemon struct {
 	states *stateLog
 	stop   func()
 }
 
-// startDaemon runs a session for cfg serving yaml until the test ends (or
-// stop is called) and waits for it to connect.
-func startDaemon(t testing.TB, cfg device.Config, yaml string) *daemon {
+// startDaemon runs daemon.Run with device config cfg serving yaml until the
+// test ends (or stop is called) and waits for its session to connect.
+func startDaemon(t testing.TB, cfg device.Config, yaml string) *runningDaemon {
 	t.Helper()
-	d := &daemon{states: newStateLog()}
-	cfg.OnState = d.states.record
-	s, err := device.New(cfg, serve.Handler{Engine: newEngine(t, yaml), DeviceID: cfg.Identity.DeviceID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := &runningDaemon{states: newStateLog()}
+	path, loaded, opts := handlersFile(t, yaml)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	go func() {
+		done <- daemon.Run(ctx, daemon.Config{Path: path, Loaded: loaded, Load: opts, Device: cfg,
+			Getenv: daemonEnv, OnState: d.states.record})
+	}()
 	var once sync.Once
 	d.stop = func() {
 		once.Do(func() {

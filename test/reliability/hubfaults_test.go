@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/methodd/methodd/internal/device"
+	"github.com/methodd/methodd/internal/faultproxy"
 )
 
 var seedFlag = flag.Uint64("seed", 0, "seed of the fault schedule (0: derived from the clock, logged)")
@@ -97,10 +98,10 @@ func checkQuiet(t *testing.T, th *testHub) {
 
 // proxied starts a hub, a fault proxy in front of its MQTT port and a daemon
 // that dials the hub through the proxy (GatewayHostName).
-func proxied(t *testing.T, seed uint64, keepAlive time.Duration) (*testHub, *FaultProxy, *daemon) {
+func proxied(t *testing.T, seed uint64, keepAlive time.Duration) (*testHub, *faultproxy.Proxy, *runningDaemon) {
 	t.Helper()
 	th := startHub(t, deviceID)
-	p, err := NewFaultProxy(th.info.MQTTAddr, ProxyOptions{Delay: 200 * time.Millisecond, Seed: seed})
+	p, err := faultproxy.New(th.info.MQTTAddr, faultproxy.Options{Delay: 200 * time.Millisecond, Seed: seed})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,9 +127,9 @@ func TestBlackholeDetectedWithinOneAndHalfKeepalive(t *testing.T) {
 	for i := range 3 {
 		wait(between(r, 500*time.Millisecond, 1500*time.Millisecond))
 		start := time.Now()
-		p.SetMode(Blackhole)
+		p.SetMode(faultproxy.Blackhole)
 		at, ok := d.states.waitFor(device.Disconnected, start, 20*time.Second)
-		p.SetMode(Pass)
+		p.SetMode(faultproxy.Pass)
 		healed := time.Now()
 		if !ok {
 			t.Errorf("black hole %d: the daemon did not notice within 20s", i+1)
@@ -176,7 +177,7 @@ func TestProxyCut(t *testing.T) {
 // random pauses: every call must be answered, none wrong.
 func TestProxyDelayAndChunk(t *testing.T) {
 	r := rng(t)
-	for _, mode := range []Mode{Delay, Chunk} {
+	for _, mode := range []faultproxy.Mode{faultproxy.Delay, faultproxy.Chunk} {
 		t.Run(mode.String(), func(t *testing.T) {
 			th, p, _ := proxied(t, r.Uint64(), 0)
 			l := startLoad(th, 4, 20*time.Millisecond, 10)

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/methodd/methodd/internal/procstat"
 )
 
 var soakFlag = flag.Duration("soak", 60*time.Second, "duration of TestSoak (CI runs 60s; try -soak 10m)")
@@ -48,11 +50,11 @@ func TestSoak(t *testing.T) {
 	for time.Since(start) < *soakFlag {
 		<-tick.C
 		runtime.GC()
-		rss, err := RSSBytes(0)
+		rss, err := procstat.RSSBytes(0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fds, err := OpenFDs(0)
+		fds, err := procstat.OpenFDs(0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,7 +5,7 @@
 // is acknowledged; exits on SIGTERM, SIGINT or end of stdin.
 // Environment: DEVICE_CONNECTION_STRING (required), DEVICE_CA_FILE (required
 // for the local hub). The SDK is resolved through NODE_PATH (the harness sets
-// it to conformance/node_modules, installed by `npm ci --prefix conformance`).
+// it to test/conformance/node_modules, installed by `npm ci --prefix test/conformance`).
 const { Client } = require('azure-iot-device');
 const { Mqtt } = require('azure-iot-device-mqtt');
 

@@ -1,4 +1,4 @@
-module github.com/methodd/methodd/bench/rawdevice
+module github.com/methodd/methodd/test/bench/rawdevice
 
 go 1.26.0
 

@@ -2,7 +2,7 @@
 // answer IoT Hub direct methods over MQTT/TLS with paho. It echoes every
 // request's payload with status 200 from inside paho's callback: no session
 // management, no reconnects, no dispatch, no engine. It exists only so that
-// bench/ can measure methodd against the cost of the transport alone.
+// test/bench can measure methodd against the cost of the transport alone.
 //
 // It is a separate module so that the methodd module keeps exactly one paho
 // importer (internal/device, enforced by deps_test.go); the floor must not go

@@ -1,8 +1,9 @@
-package device_test
+package daemon
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,11 +12,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/methodd/methodd/engine"
 	"github.com/methodd/methodd/internal/device"
 	"github.com/methodd/methodd/internal/localhub"
+	"github.com/methodd/methodd/internal/testkit"
 	"github.com/methodd/methodd/iothub"
 )
 
+// End-to-end tests: the daemon, run through Run as `methodd run` runs it,
+// against the local hub on 127.0.0.1:0 with real paho and real TLS; calls
+// made as a service makes them (REST, or the hub's Invoke). Each waits for
+// what the daemon reports (Config.OnReady, Config.OnState), never for logs.
+
+// e2eYAML is a handlers file with an expression method and a command
+// method.
 const e2eYAML = `version: 1
 methods:
   hello:
@@ -30,11 +40,20 @@ methods:
       payload: '{"out": trim(stdout)}'
 `
 
+// e2eEchoYAML answers "echo" with the request payload. Its concurrency
+// is above the number of calls any test here has in flight, so that no
+// call is refused busy.
+const e2eEchoYAML = `version: 1
+methods:
+  echo:
+    concurrency: 64
+    reply: {payload: payload}
+`
+
 func TestEndToEndEngineMethodsOverREST(t *testing.T) {
-	hub := startE2EHub(t, false, "gw")
-	cfg := hub.config(t, "gw")
-	st := runSession(t, cfg, newEngineHandler(t, e2eYAML, cfg.Identity))
-	st.waitConnected(t, 20*time.Second)
+	hub := e2eStartHub(t, false, "gw")
+	st := e2eRun(t, e2eYAML, hub.device(t, "gw"), engine.Options{})
+	st.waitReady(t, 20*time.Second)
 
 	tests := []struct {
 		name, method, payload string
@@ -88,32 +107,34 @@ func TestEndToEndEngineMethodsOverREST(t *testing.T) {
 }
 
 func TestEndToEndModuleIdentity(t *testing.T) {
-	hub := startE2EHub(t, false, "gw/cam")
-	cfg := hub.config(t, "gw/cam")
-	st := runSession(t, cfg, newEngineHandler(t, e2eYAML, cfg.Identity))
-	st.waitConnected(t, 20*time.Second)
+	hub := e2eStartHub(t, false, "gw/cam")
+	st := e2eRun(t, e2eYAML, hub.device(t, "gw/cam"), engine.Options{})
+	st.waitReady(t, 20*time.Second)
 	res, herr := hub.rest(t, "gw", "cam", "hello", `{"name":"m"}`)
 	if herr != nil {
 		t.Fatalf("REST on the module route: %v", herr)
 	}
 	var p map[string]any
-	json.Unmarshal(res.Payload, &p)
+	if err := json.Unmarshal(res.Payload, &p); err != nil {
+		t.Fatalf("payload %s: %v", res.Payload, err)
+	}
 	if res.Status != 200 || p["deviceId"] != "gw" || p["moduleId"] != "cam" {
 		t.Errorf("got %d %s, want 200 with deviceId gw and moduleId cam", res.Status, res.Payload)
 	}
 	// The device route does not reach the module.
-	if _, herr := hub.rest(t, "gw", "", "hello", `{}`); herr == nil || herr.Code != iothub.CodeDeviceNotOnline {
-		t.Errorf("device route: got %v, want 404103", herr)
+	var he *iothub.Error
+	if _, err := hub.rest(t, "gw", "", "hello", `{}`); !errors.As(err, &he) || he.Code != iothub.CodeDeviceNotOnline {
+		t.Errorf("device route: got %v, want 404103", err)
 	}
 }
 
 func TestEndToEndWebSockets(t *testing.T) {
-	hub := startE2EHub(t, true, "wsdev")
-	cfg := hub.config(t, "wsdev")
-	cfg.Transport = device.TransportMQTTWS
-	cfg.Identity.GatewayHostName = hub.wsGateway()
-	st := runSession(t, cfg, newEngineHandler(t, e2eYAML, cfg.Identity))
-	st.waitConnected(t, 20*time.Second)
+	hub := e2eStartHub(t, true, "wsdev")
+	dev := hub.device(t, "wsdev")
+	dev.Transport = device.TransportMQTTWS
+	dev.Identity.GatewayHostName = hub.wsGateway()
+	st := e2eRun(t, e2eYAML, dev, engine.Options{})
+	st.waitReady(t, 20*time.Second)
 	res, herr := hub.rest(t, "wsdev", "", "hello", `{"name":"ws"}`)
 	if herr != nil || res.Status != 200 || !strings.Contains(string(res.Payload), `"hello":"ws"`) {
 		t.Errorf("got %v %s, want 200 with hello=ws", herr, res.Payload)
@@ -127,11 +148,11 @@ func TestEndToEndSASRenewal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("60 s")
 	}
-	hub := startE2EHub(t, false, "renew")
-	cfg := hub.config(t, "renew")
-	cfg.SASTTL = 10 * time.Second
-	st := runSession(t, cfg, echoHandler{})
-	st.waitConnected(t, 20*time.Second)
+	hub := e2eStartHub(t, false, "renew")
+	dev := hub.device(t, "renew")
+	dev.SASTTL = 10 * time.Second
+	st := e2eRun(t, e2eEchoYAML, dev, engine.Options{})
+	st.waitReady(t, 20*time.Second)
 
 	const workers = 4
 	var calls, failed atomic.Int64
@@ -143,7 +164,7 @@ func TestEndToEndSASRenewal(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
-				err := invokeEcho(context.Background(), hub.Hub, "renew", fmt.Sprintf("w%d-%d", w, i))
+				err := e2eInvokeEcho(context.Background(), hub.Hub, "renew", fmt.Sprintf("w%d-%d", w, i))
 				calls.Add(1)
 				if err != nil {
 					failed.Add(1)
@@ -170,16 +191,15 @@ func TestEndToEndSASRenewal(t *testing.T) {
 }
 
 // TestEndToEndHubRestart: the hub stops and starts again on the same
-// directory and ports; the session, never restarted, answers again within
+// directory and ports; the daemon, never restarted, answers again within
 // 10 s, and every reply carries its own call's id.
 func TestEndToEndHubRestart(t *testing.T) {
-	hub := startE2EHub(t, false, "rs")
-	cfg := hub.config(t, "rs")
-	st := runSession(t, cfg, echoHandler{})
-	st.waitConnected(t, 20*time.Second)
+	hub := e2eStartHub(t, false, "rs")
+	st := e2eRun(t, e2eEchoYAML, hub.device(t, "rs"), engine.Options{})
+	st.waitReady(t, 20*time.Second)
 	ctx := context.Background()
 	for i := range 10 {
-		if err := invokeEcho(ctx, hub.Hub, "rs", fmt.Sprintf("before-%d", i)); err != nil {
+		if err := e2eInvokeEcho(ctx, hub.Hub, "rs", fmt.Sprintf("before-%d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -187,7 +207,6 @@ func TestEndToEndHubRestart(t *testing.T) {
 	// Calls keep going across the restart; each must get its own reply or
 	// a hub error, never another call's reply.
 	stop := make(chan struct{})
-	var mixed atomic.Int64
 	var wg sync.WaitGroup
 	var cur atomic.Pointer[localhub.Hub]
 	cur.Store(hub.Hub)
@@ -199,9 +218,7 @@ func TestEndToEndHubRestart(t *testing.T) {
 					return
 				default:
 				}
-				err := invokeEcho(ctx, cur.Load(), "rs", fmt.Sprintf("during-%d-%d", w, i))
-				if err != nil && strings.Contains(err.Error(), "answered with") {
-					mixed.Add(1)
+				if err := e2eInvokeEcho(ctx, cur.Load(), "rs", fmt.Sprintf("during-%d-%d", w, i)); e2eIsMixed(err) {
 					t.Error(err)
 				}
 			}
@@ -224,14 +241,14 @@ func TestEndToEndHubRestart(t *testing.T) {
 	st.waitConnected(t, 10*time.Second)
 	var answered bool
 	for !answered && time.Since(restarted) < 10*time.Second {
-		answered = invokeEcho(ctx, again, "rs", "probe-"+time.Now().Format("150405.000000")) == nil
+		answered = e2eInvokeEcho(ctx, again, "rs", "probe-"+time.Now().Format("150405.000000")) == nil
 	}
 	if !answered {
 		t.Fatal("no answer within 10 s of the hub restarting")
 	}
 	t.Logf("answering again %v after the restart", time.Since(restarted).Round(time.Millisecond))
 	for i := range 20 {
-		if err := invokeEcho(ctx, again, "rs", fmt.Sprintf("after-%d", i)); err != nil {
+		if err := e2eInvokeEcho(ctx, again, "rs", fmt.Sprintf("after-%d", i)); err != nil {
 			t.Error(err)
 		}
 	}
@@ -239,27 +256,31 @@ func TestEndToEndHubRestart(t *testing.T) {
 	wg.Wait()
 }
 
-// slowFast answers "slow" after 5 s and everything else at once; it reports
-// when the slow call has started.
-type slowFast struct{ started chan struct{} }
-
-func (h slowFast) HandleMethod(ctx context.Context, r device.Request) device.Response {
-	if r.Method == "slow" {
-		close(h.started)
-		select {
-		case <-time.After(5 * time.Second): // the method's own duration, not test synchronisation
-		case <-ctx.Done():
-		}
-	}
-	return device.Response{Status: 200, Payload: r.Payload}
-}
+// e2eSlowYAML has "echo" and "slow", a command that takes 5 s (the
+// method's own duration, not test synchronisation). Its when condition
+// calls hostname(), which the test backs (engine.Options.Hostname) to learn
+// that the slow call has started: the engine evaluates when after taking
+// the call and before running the command.
+const e2eSlowYAML = e2eEchoYAML + `  slow:
+    when: hostname() != ""
+    run: [sleep, "5"]
+    timeout: 30s
+`
 
 func TestEndToEndSlowMethodDoesNotDelayFastOnes(t *testing.T) {
-	hub := startE2EHub(t, false, "sf")
-	cfg := hub.config(t, "sf")
-	h := slowFast{started: make(chan struct{})}
-	st := runSession(t, cfg, h)
-	st.waitConnected(t, 20*time.Second)
+	hub := e2eStartHub(t, false, "sf")
+	var slowAsked atomic.Bool
+	started := make(chan struct{})
+	var once sync.Once
+	hostname := func() (string, error) {
+		if !slowAsked.Load() {
+			return "", errors.New("hostname() called before the slow call was made")
+		}
+		once.Do(func() { close(started) })
+		return "test-host", nil
+	}
+	st := e2eRun(t, e2eSlowYAML, hub.device(t, "sf"), engine.Options{Hostname: hostname})
+	st.waitReady(t, 20*time.Second)
 
 	var mu sync.Mutex
 	var order []string
@@ -269,17 +290,24 @@ func TestEndToEndSlowMethodDoesNotDelayFastOnes(t *testing.T) {
 		mu.Unlock()
 	}
 	var wg sync.WaitGroup
+	slowAsked.Store(true)
 	wg.Go(func() {
-		_, herr := hub.Invoke(context.Background(), "sf", "", iothub.MethodRequest{MethodName: "slow", Payload: json.RawMessage(`1`), ResponseTimeoutInSeconds: 30})
-		if herr != nil {
-			t.Error(herr)
+		res, err := hub.Invoke(context.Background(), "sf", "", iothub.MethodRequest{MethodName: "slow", Payload: json.RawMessage(`1`), ResponseTimeoutInSeconds: 30})
+		if err != nil {
+			t.Error(err)
+		} else if res.Status != 200 {
+			t.Errorf("slow: got %d %s, want 200", res.Status, res.Payload)
 		}
 		finish("slow")
 	})
-	<-h.started
+	select {
+	case <-started:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the slow call did not start within 20s")
+	}
 	for i := range 50 {
 		wg.Go(func() {
-			if err := invokeEcho(context.Background(), hub.Hub, "sf", fmt.Sprintf("fast-%d", i)); err != nil {
+			if err := e2eInvokeEcho(context.Background(), hub.Hub, "sf", fmt.Sprintf("fast-%d", i)); err != nil {
 				t.Error(err)
 			}
 			finish("fast")
@@ -290,4 +318,28 @@ func TestEndToEndSlowMethodDoesNotDelayFastOnes(t *testing.T) {
 		i := slices.Index(order, "slow")
 		t.Errorf("the slow call finished at position %d of %d; want last (after all 50 fast calls)", i+1, len(order))
 	}
+}
+
+// BenchmarkEndToEndExprCall measures one expression-method call end to end
+// in one process: hub.Invoke → MQTT/TLS → session → engine → reply → hub,
+// the daemon run by Run. The cpu-µs/op metric is the whole process (hub and
+// daemon); the daemon-only figure comes from TestRunResourceUsage in
+// test/bench, which runs the daemon as its own process.
+func BenchmarkEndToEndExprCall(b *testing.B) {
+	hub := e2eStartHub(b, false, "bench")
+	st := e2eRun(b, e2eYAML, hub.device(b, "bench"), engine.Options{})
+	st.waitReady(b, 20*time.Second)
+	req := iothub.MethodRequest{MethodName: "hello", Payload: json.RawMessage(`{"name":"b"}`), ResponseTimeoutInSeconds: 10}
+	ctx := context.Background()
+	b.ReportAllocs()
+	cpu0 := testkit.ProcessCPU()
+	b.ResetTimer()
+	for b.Loop() {
+		res, err := hub.Invoke(ctx, "bench", "", req)
+		if err != nil || res.Status != 200 {
+			b.Fatalf("got %v %v", res, err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64((testkit.ProcessCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 }
