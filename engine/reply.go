@@ -101,7 +101,10 @@ func unknownMethodReply(method string, names []string) Reply {
 // replyBuffers recycles the buffers replies are encoded in. A reply that
 // its caller releases (Reply.Release) costs no allocation at all; one that
 // is not released costs one allocation of the size it grew to. The zero
-// value is ready to use.
+// value is ready to use. Measured against a fresh buffer per reply (issue
+// 13): BenchmarkExprEcho (8 KB) 6.6 against 8.2 µs and 8.7 against 16.8 KB
+// per call; in the daemon benchmark, the two interleaved cell by cell
+// twice, 15–16 % less daemon CPU per call at 128 in flight with 8 KB.
 type replyBuffers struct{ pool sync.Pool }
 
 // replyBuffer is one pooled buffer. gen counts its leases: Release only

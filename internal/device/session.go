@@ -34,7 +34,6 @@ type Session struct {
 	spare   chan struct{} // one token per goroutine sending a refusal
 	jobs    chan job      // unbuffered: idle workers wait here (see start)
 	ended   chan struct{} // closed when Run returns: idle workers exit
-	timers  sync.Pool     // of *time.Timer, for replies
 	running atomic.Bool
 
 	mu       sync.Mutex // guards the fields below and every conn's state
