@@ -151,16 +151,3 @@ func startLocal(ctx context.Context, f identityFlags, id identity, logger *slog.
 	id.cs, id.source, id.roots, id.hub = cs, "local hub "+f.hubDir, roots, hub
 	return id, nil
 }
-
-// systemRootsPlus is the system roots (empty if unavailable) plus the PEM
-// certificates of file.
-func systemRootsPlus(file string) (*x509.CertPool, error) {
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	if err := addRoots(pool, file); err != nil {
-		return nil, err
-	}
-	return pool, nil
-}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
-	"os"
 
 	"github.com/methodd/methodd/internal/localhub"
 	"github.com/methodd/methodd/iothub"
@@ -98,30 +97,13 @@ func localHub(cmd, dir string, getenv func(string) string) (hubChoice, error) {
 	return h, nil
 }
 
-// addRoots adds the PEM certificates of file to pool.
-func addRoots(pool *x509.CertPool, file string) error {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return err
-	}
-	if !pool.AppendCertsFromPEM(b) {
-		return fmt.Errorf("%s holds no PEM certificate", file)
-	}
-	return nil
-}
-
 // trustedRoots is the system roots plus the local hub's CA and --ca-file.
 // An unreadable hub CA is a hub error (exit 5), a bad --ca-file a usage
 // error.
 func trustedRoots(cmd string, h hubChoice, caFile string) (*x509.CertPool, error) {
-	roots, err := x509.SystemCertPool()
+	roots, err := systemRootsPlus(h.caFile)
 	if err != nil {
-		roots = x509.NewCertPool()
-	}
-	if h.caFile != "" {
-		if err := addRoots(roots, h.caFile); err != nil {
-			return nil, withExit(exitHubError, err)
-		}
+		return nil, withExit(exitHubError, err)
 	}
 	if caFile != "" {
 		if err := addRoots(roots, caFile); err != nil {

@@ -17,8 +17,9 @@ type credentials struct {
 }
 
 // mint returns the credentials for a connection made now: a fresh SAS from
-// the identity's key (valid for SASTTL), the fixed SharedAccessSignature as
-// given, or no password for X.509.
+// the identity's key (valid for SASTTL, to the whole second; renewed at 80 %
+// of that), the fixed SharedAccessSignature as given, or no password for
+// X.509.
 func (c *Config) mint() (credentials, error) {
 	id := c.Identity
 	now := c.Now()
@@ -32,12 +33,14 @@ func (c *Config) mint() (credentials, error) {
 		}
 		return credentials{password: id.SharedAccessSignature, expiry: t.Expiry}, nil
 	}
-	expiry := now.Add(c.SASTTL)
+	// The token's se is whole seconds: it expires up to a second before
+	// now+SASTTL, and the renewal is timed on the lifetime it really has.
+	expiry := now.Add(c.SASTTL).Truncate(time.Second)
 	tok, err := iothub.Sign(id.Resource(), id.SharedAccessKey, "", expiry)
 	if err != nil {
 		return credentials{}, err
 	}
-	renew := time.Duration(float64(c.SASTTL) * renewFraction)
+	renew := time.Duration(float64(expiry.Sub(now)) * renewFraction)
 	return credentials{password: tok, expiry: expiry, renewAt: now.Add(renew)}, nil
 }
 
