@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/methodd/methodd/engine"
 )
@@ -99,5 +101,26 @@ func TestRunIdentityOrder(t *testing.T) {
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != exitUsage {
 		t.Errorf("got %v, want a usage error", err)
+	}
+}
+
+// TestSIGHUPBecomesAReloadRequest: while run lives, each SIGHUP is a value
+// on the daemon's reload channel (requests coalesce while one is pending),
+// never the signal's default action, which would end the process.
+func TestSIGHUPBecomesAReloadRequest(t *testing.T) {
+	reload, stop := reloadOnSIGHUP()
+	defer stop()
+	for i := range 3 {
+		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-reload:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("SIGHUP %d: no reload request within 10 s", i+1)
+		}
+	}
+	if cap(reload) != 1 {
+		t.Errorf("reload channel holds %d requests, want 1 (pending requests coalesce)", cap(reload))
 	}
 }
