@@ -81,19 +81,27 @@ func TestSystemdWatchdogFeedsOnlyWhileHealthy(t *testing.T) {
 	}
 }
 
-// countWatchdog counts the WATCHDOG=1 datagrams received so far; the sends
-// are synchronous, so they are all queued by the time the sender stopped.
+// countWatchdog counts the WATCHDOG=1 datagrams received so far. The sends
+// are synchronous and the socket keeps their order, so a fence datagram
+// sent now arrives after all of them.
 func countWatchdog(t *testing.T, ns *notifySocket) int {
 	t.Helper()
+	const fence = "X_FENCE=1"
+	if err := sdnotify.New(ns.getenv()).Notify(fence); err != nil {
+		t.Fatal(err)
+	}
 	n := 0
 	for {
 		select {
 		case m := <-ns.msgs:
-			if m == sdnotify.FieldWatchdog {
+			switch m {
+			case fence:
+				return n
+			case sdnotify.FieldWatchdog:
 				n++
 			}
-		case <-time.After(500 * time.Millisecond): // the socket is drained
-			return n
+		case <-time.After(10 * time.Second):
+			t.Fatal("the fence datagram did not arrive within 10 s")
 		}
 	}
 }
