@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,7 +109,7 @@ type process struct {
 	name   string
 	cmd    *exec.Cmd
 	out    *testkit.SyncBuffer // stdout and stderr
-	notify *net.UnixConn
+	notify *testkit.NotifySocket
 	exited chan error
 }
 
@@ -118,20 +117,10 @@ type process struct {
 // still running and shows its output if the test failed.
 func startProcess(t *testing.T, bin string, args ...string) *process {
 	t.Helper()
-	sockDir, err := os.MkdirTemp("", "sdn") // unix socket paths are limited to 108 bytes
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	sock := filepath.Join(sockDir, "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	p := &process{name: "methodd " + args[0], cmd: exec.Command(bin, args...), out: &testkit.SyncBuffer{}, notify: conn, exited: make(chan error, 1)}
+	p := &process{name: "methodd " + args[0], cmd: exec.Command(bin, args...), out: &testkit.SyncBuffer{},
+		notify: testkit.ListenNotify(t), exited: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	p.cmd.Env = append(os.Environ(), p.notify.Env())
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -146,24 +135,7 @@ func startProcess(t *testing.T, bin string, args ...string) *process {
 }
 
 // waitReady waits for the READY=1 notification.
-func (p *process) waitReady(t *testing.T) {
-	t.Helper()
-	if err := p.notify.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 4096)
-	for {
-		n, err := p.notify.Read(buf)
-		if err != nil {
-			t.Fatalf("%s: no READY=1 within 30 s (%v)", p.name, err)
-		}
-		for _, line := range strings.Split(string(buf[:n]), "\n") {
-			if line == "READY=1" {
-				return
-			}
-		}
-	}
-}
+func (p *process) waitReady(t *testing.T) { p.notify.WaitReady(t, 30*time.Second) }
 
 // stop sends SIGTERM and fails the test unless the process exits 0 within
 // 20 s.

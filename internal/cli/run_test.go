@@ -105,8 +105,8 @@ func TestRunIdentityOrder(t *testing.T) {
 }
 
 // TestSIGHUPBecomesAReloadRequest: while run lives, each SIGHUP is a value
-// on the daemon's reload channel (requests coalesce while one is pending),
-// never the signal's default action, which would end the process.
+// on the daemon's reload channel, never the signal's default action, which
+// would end the test process.
 func TestSIGHUPBecomesAReloadRequest(t *testing.T) {
 	reload, stop := reloadOnSIGHUP()
 	defer stop()
@@ -119,8 +119,5 @@ func TestSIGHUPBecomesAReloadRequest(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("SIGHUP %d: no reload request within 10 s", i+1)
 		}
-	}
-	if cap(reload) != 1 {
-		t.Errorf("reload channel holds %d requests, want 1 (pending requests coalesce)", cap(reload))
 	}
 }

@@ -20,12 +20,12 @@ import (
 
 // lifecycle returns the next notification that is not only STATUS=,
 // failing after a deadline.
-func lifecycle(t *testing.T, ns *notifySocket) string {
+func lifecycle(t *testing.T, ns *testkit.NotifySocket) string {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
 	for {
 		select {
-		case m := <-ns.msgs:
+		case m := <-ns.Msgs:
 			if !strings.HasPrefix(m, "STATUS=") {
 				return m
 			}
@@ -68,7 +68,7 @@ func TestRunSystemdNotifyAndSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ns := listenNotify(t)
+	ns := testkit.ListenNotify(t)
 	logs := &testkit.SyncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	opts.Engine.Logger = logger
@@ -80,7 +80,7 @@ func TestRunSystemdNotifyAndSecrets(t *testing.T) {
 		exited <- Run(runCtx, Config{
 			Path: path, Loaded: loaded, Load: opts,
 			Device:   device.Config{Identity: cs, RootCAs: roots, SASTTL: 5 * time.Second},
-			Getenv:   ns.getenv(),
+			Getenv:   ns.Getenv(),
 			Logger:   logger,
 			OnReload: func(r ReloadResult) { reloads <- r },
 			OnState: func(s device.State) {

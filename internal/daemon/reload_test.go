@@ -81,8 +81,8 @@ func startReloader(t testing.TB, path, initial string) *reloadHarness {
 		writeConfig(t, path, initial)
 	}
 	h := &reloadHarness{t: t, path: path, results: make(chan ReloadResult, 1000), reload: make(chan struct{}, 1)}
-	ns := listenNotify(t)
-	h.notes = ns.msgs
+	ns := testkit.ListenNotify(t)
+	h.notes = ns.Msgs
 	opts := handlersfile.Options{DaemonUID: os.Geteuid()}
 	l, err := handlersfile.Load(path, opts)
 	if err != nil || l.Unsafe != nil {
@@ -90,7 +90,7 @@ func startReloader(t testing.TB, path, initial string) *reloadHarness {
 	}
 	h.eng = engine.New(l.Set)
 	log := slog.New(slog.DiscardHandler)
-	sd := newSystemd(sdnotify.New(ns.getenv()), log, "gw", describe(l.Set), time.Now, func() {})
+	sd := newSystemd(sdnotify.New(ns.Getenv()), log, "gw", describe(l.Set), time.Now, func() {})
 	sd.onState(device.State{Kind: device.Connected})
 	if n := h.note(); !strings.HasPrefix(n, "READY=1\nSTATUS=connected as gw; ") {
 		t.Fatalf("first notification %q, want READY=1 once connected", n)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/methodd/methodd/internal/device"
 	"github.com/methodd/methodd/internal/sdnotify"
+	"github.com/methodd/methodd/internal/testkit"
 )
 
 // TestSystemdHealth: the watchdog may be fed while connected or reconnecting
@@ -52,10 +53,10 @@ func TestSystemdHealth(t *testing.T) {
 // exactly: every interval/2 while connected or reconnecting on schedule,
 // none while a reconnecting session is overdue.
 func TestSystemdWatchdogFeedsOnlyWhileHealthy(t *testing.T) {
-	ns := listenNotify(t)             // outside the bubble: its reader blocks on real I/O
+	ns := testkit.ListenNotify(t)     // outside the bubble: its reader blocks on real I/O
 	const interval = 60 * time.Second // pings every 30 s; stallGrace is 60 s
 	synctest.Test(t, func(t *testing.T) {
-		s := newSystemd(sdnotify.New(ns.getenv()), slog.New(slog.DiscardHandler), "gw", "1 methods", time.Now, func() {})
+		s := newSystemd(sdnotify.New(ns.Getenv()), slog.New(slog.DiscardHandler), "gw", "1 methods", time.Now, func() {})
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		s.onState(device.State{Kind: device.Connected})
@@ -84,16 +85,16 @@ func TestSystemdWatchdogFeedsOnlyWhileHealthy(t *testing.T) {
 // countWatchdog counts the WATCHDOG=1 datagrams received so far. The sends
 // are synchronous and the socket keeps their order, so a fence datagram
 // sent now arrives after all of them.
-func countWatchdog(t *testing.T, ns *notifySocket) int {
+func countWatchdog(t *testing.T, ns *testkit.NotifySocket) int {
 	t.Helper()
 	const fence = "X_FENCE=1"
-	if err := sdnotify.New(ns.getenv()).Notify(fence); err != nil {
+	if err := sdnotify.New(ns.Getenv()).Notify(fence); err != nil {
 		t.Fatal(err)
 	}
 	n := 0
 	for {
 		select {
-		case m := <-ns.msgs:
+		case m := <-ns.Msgs:
 			switch m {
 			case fence:
 				return n
@@ -110,13 +111,13 @@ func countWatchdog(t *testing.T, ns *notifySocket) int {
 // every later state change updates STATUS= with the connection state and
 // the handlers serving; a reload is framed by RELOADING=1 and READY=1.
 func TestSystemdStatusAndReady(t *testing.T) {
-	ns := listenNotify(t)
+	ns := testkit.ListenNotify(t)
 	readyCalls := 0
-	s := newSystemd(sdnotify.New(ns.getenv()), slog.New(slog.DiscardHandler), "gw", "3 methods, config abc", time.Now, func() { readyCalls++ })
+	s := newSystemd(sdnotify.New(ns.Getenv()), slog.New(slog.DiscardHandler), "gw", "3 methods, config abc", time.Now, func() { readyCalls++ })
 	next := func() string {
 		t.Helper()
 		select {
-		case m := <-ns.msgs:
+		case m := <-ns.Msgs:
 			return m
 		case <-time.After(10 * time.Second):
 			t.Fatal("no notification within 10 s")
