@@ -288,6 +288,17 @@ type load struct {
 	wg     sync.WaitGroup
 	cancel func()
 	seq    atomic.Int64
+	// gate is held shared by each call in flight; quiesce takes it
+	// exclusively so that nothing is in flight while it holds it.
+	gate sync.RWMutex
+}
+
+// quiesce waits for the calls in flight to finish, holds new ones back
+// while f runs, then lets the load go on.
+func (l *load) quiesce(f func()) {
+	l.gate.Lock()
+	defer l.gate.Unlock()
+	f()
 }
 
 func startLoad(th *testHub, workers int, interval time.Duration, timeoutSec int) *load {
@@ -310,7 +321,9 @@ func startLoad(th *testHub, workers int, interval time.Duration, timeoutSec int)
 				}
 				id := fmt.Sprintf("w%d-%d-%d", w, i, l.seq.Add(1))
 				// Calls are never cancelled: stop lets the ones in flight finish.
+				l.gate.RLock()
 				callEcho(context.Background(), th.hub(), id, timeoutSec, 5, &l.counts)
+				l.gate.RUnlock()
 				if tick != nil {
 					select {
 					case <-tick.C:

@@ -15,7 +15,7 @@ var soakFlag = flag.Duration("soak", 60*time.Second, "duration of TestSoak (CI r
 type soakSample struct {
 	at         time.Duration
 	rss        int64
-	heap       uint64 // runtime.MemStats.HeapInuse after a GC
+	heap       uint64 // runtime.MemStats.HeapInuse after a GC, nothing in flight
 	goroutines int
 	fds        int
 }
@@ -49,18 +49,14 @@ func TestSoak(t *testing.T) {
 	defer tick.Stop()
 	for time.Since(start) < *soakFlag {
 		<-tick.C
-		runtime.GC()
-		rss, err := procstat.RSSBytes(0)
+		// Sample with no call in flight, so that what is measured is what
+		// stays, not the work of the calls that happen to be running.
+		var s soakSample
+		var err error
+		l.quiesce(func() { s, err = sampleProcess(time.Since(start)) })
 		if err != nil {
 			t.Fatal(err)
 		}
-		fds, err := procstat.OpenFDs(0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		s := soakSample{at: time.Since(start).Round(time.Second), rss: rss, heap: ms.HeapInuse, goroutines: runtime.NumGoroutine(), fds: fds}
 		samples = append(samples, s)
 		t.Logf("soak %v: rss %.1f MB, heap %.1f MB, goroutines %d, fds %d, %s", s.at, float64(s.rss)/1e6, float64(s.heap)/1e6, s.goroutines, s.fds, l.String())
 	}
@@ -104,4 +100,21 @@ func checkGrowth(t *testing.T, samples []soakSample, warmup time.Duration) {
 	if base == nil || base == &samples[len(samples)-1] {
 		t.Errorf("no sample after the warm-up of %v: run longer than %v", warmup, warmup+10*time.Second)
 	}
+}
+
+// sampleProcess reads this process's RSS, heap, goroutines and fds after a
+// full GC; at is when, from the soak's start.
+func sampleProcess(at time.Duration) (soakSample, error) {
+	runtime.GC()
+	rss, err := procstat.RSSBytes(0)
+	if err != nil {
+		return soakSample{}, err
+	}
+	fds, err := procstat.OpenFDs(0)
+	if err != nil {
+		return soakSample{}, err
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return soakSample{at: at.Round(time.Second), rss: rss, heap: ms.HeapInuse, goroutines: runtime.NumGoroutine(), fds: fds}, nil
 }
