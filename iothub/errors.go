@@ -26,25 +26,32 @@ const (
 	CodeServiceUnavailable = 503001
 	CodeGatewayTimeout     = 504101
 	CodeMethodNotAllowed   = 405001
+	// Twin and registry operations (fleet reference §2.3).
+	CodeDeviceAlreadyExists = 409001
+	CodeModuleAlreadyExists = 409301
+	CodePreconditionFailed  = 412001
 )
 
 // errorNames maps codes to the iothub-errorcode header names (§5.3).
 var errorNames = map[int]string{
-	CodeArgumentInvalid:    "ArgumentInvalid",
-	CodeArgumentNull:       "ArgumentNull",
-	CodeIotHubFormatError:  "IotHubFormatError",
-	CodeInvalidOperation:   "InvalidOperation",
-	CodeUnauthorized:       "IotHubUnauthorizedAccess",
-	CodeQuotaExceeded:      "IotHubQuotaExceeded",
-	CodeDeviceNotFound:     "DeviceNotFound",
-	CodeModuleNotFound:     "ModuleNotFound",
-	CodeDeviceNotOnline:    "DeviceNotOnline",
-	CodeMessageTooLarge:    "MessageTooLarge",
-	CodeThrottled:          "ThrottlingException",
-	CodeServerError:        "ServerError",
-	CodeServiceUnavailable: "ServiceUnavailable",
-	CodeGatewayTimeout:     "GatewayTimeout",
-	CodeMethodNotAllowed:   "MethodNotAllowed",
+	CodeArgumentInvalid:     "ArgumentInvalid",
+	CodeArgumentNull:        "ArgumentNull",
+	CodeIotHubFormatError:   "IotHubFormatError",
+	CodeInvalidOperation:    "InvalidOperation",
+	CodeUnauthorized:        "IotHubUnauthorizedAccess",
+	CodeQuotaExceeded:       "IotHubQuotaExceeded",
+	CodeDeviceNotFound:      "DeviceNotFound",
+	CodeModuleNotFound:      "ModuleNotFound",
+	CodeDeviceNotOnline:     "DeviceNotOnline",
+	CodeMessageTooLarge:     "MessageTooLarge",
+	CodeThrottled:           "ThrottlingException",
+	CodeServerError:         "ServerError",
+	CodeServiceUnavailable:  "ServiceUnavailable",
+	CodeGatewayTimeout:      "GatewayTimeout",
+	CodeMethodNotAllowed:    "MethodNotAllowed",
+	CodeDeviceAlreadyExists: "DeviceAlreadyExists",
+	CodeModuleAlreadyExists: "ModuleAlreadyExists",
+	CodePreconditionFailed:  "PreconditionFailed",
 }
 
 // ErrorName returns the iothub-errorcode name of code, or "" if unknown.
