@@ -18,10 +18,11 @@ const modulePath = "github.com/methodd/methodd"
 var allowedImports = map[string][]string{
 	".":                     {"internal/cli"},
 	"internal/cli":          {"engine", "invoke", "iothub", "internal/daemon", "internal/device", "internal/handlersfile", "internal/localhub", "internal/logbatch", "internal/logkey", "golang.org/x/term"},
-	"internal/daemon":       {"engine", "internal/device", "internal/handlersfile", "internal/logkey", "internal/sdnotify", "internal/watch"},
+	"internal/daemon":       {"engine", "internal/device", "internal/handlersfile", "internal/logkey", "internal/sdnotify", "internal/twindoc", "internal/watch", "iothub"},
 	"internal/handlersfile": {"engine", "internal/confperm"},
 	"invoke":                {"iothub"},
-	"internal/localhub":     {"iothub", "internal/logkey", "github.com/mochi-mqtt/server/v2", "github.com/gorilla/websocket"},
+	"internal/localhub":     {"iothub", "internal/logkey", "internal/twindoc", "github.com/mochi-mqtt/server/v2", "github.com/gorilla/websocket"},
+	"internal/twindoc":      {"iothub"},
 	"internal/device":       {"iothub", "internal/logkey", "github.com/eclipse/paho.mqtt.golang"},
 	"engine":                {"internal/logkey", "github.com/expr-lang/expr", "gopkg.in/yaml.v3"},
 	"iothub":                {},

@@ -1,9 +1,11 @@
 package localhub
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
@@ -12,8 +14,9 @@ import (
 
 // authenticate checks a CONNECT packet (§3.2): the username, the client id,
 // the SAS password and the will topic. The error wraps ErrUsername,
-// ErrClientID, ErrUnknownIdentity, ErrNoPassword, ErrPolicy, ErrWillTopic or
-// one of iothub's ErrSAS* errors; it never contains the token.
+// ErrClientID, ErrUnknownIdentity, ErrIdentityDisabled, ErrNoPassword,
+// ErrPolicy, ErrWillTopic or one of iothub's ErrSAS* errors; it never
+// contains the token.
 func (h *Hub) authenticate(pk packets.Packet) error {
 	clientID, err := h.checkUsername(pk)
 	if err != nil {
@@ -45,12 +48,17 @@ func (h *Hub) checkUsername(pk packets.Packet) (string, error) {
 }
 
 // checkPassword verifies the SAS token of registered identity clientID:
-// signed with the identity's key (or, with skn=iothubowner, that policy's
-// key), not expired, its audience covering the identity.
+// signed with either of the identity's keys (or, with skn=iothubowner,
+// that policy's key), not expired, its audience covering the identity. A
+// disabled identity (for a module: its device disabled) is refused like an
+// unknown one, with ErrIdentityDisabled.
 func (h *Hub) checkPassword(pk packets.Packet, clientID string) error {
-	key, ok := h.reg.key(clientID)
+	id, ok, enabled := h.reg.credentials(clientID)
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownIdentity, clientID)
+	}
+	if !enabled {
+		return fmt.Errorf("%w: %q", ErrIdentityDisabled, clientID)
 	}
 	if !pk.Connect.PasswordFlag {
 		return ErrNoPassword
@@ -59,16 +67,31 @@ func (h *Hub) checkPassword(pk packets.Packet, clientID string) error {
 	if err != nil {
 		return fmt.Errorf("password: %w", err)
 	}
+	keys := []string{id.PrimaryKey, id.SecondaryKey}
 	if tok.SKN != "" { // a device signing with a hub policy key (§1.1)
-		if key, ok = h.reg.policyKey(tok.SKN); !ok || tok.SKN != policyOwner {
+		key, ok := h.reg.policyKey(tok.SKN)
+		if !ok || tok.SKN != policyOwner {
 			return fmt.Errorf("%w: %q", ErrPolicy, tok.SKN)
 		}
+		keys = []string{key}
 	}
-	if err := tok.Verify(key, h.opts.Now()); err != nil {
+	if err := verifyAny(tok, keys, h.opts.Now()); err != nil {
 		return err
 	}
 	device, module := iothub.SplitClientID(clientID)
 	return h.checkAudience(tok, iothub.IdentityResource(HostName, device, module))
+}
+
+// verifyAny verifies tok with each key in turn until one signed it; the
+// error is the last key's (iothub.ErrSASSignature when none did).
+func verifyAny(tok iothub.SAS, keys []string, now time.Time) error {
+	var err error
+	for _, k := range keys {
+		if err = tok.Verify(k, now); !errors.Is(err, iothub.ErrSASSignature) {
+			return err
+		}
+	}
+	return err
 }
 
 // isHubHost reports whether host names this hub, with or without a port.

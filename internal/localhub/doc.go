@@ -1,6 +1,16 @@
 // Package localhub is a local, protocol-faithful Azure IoT Hub for direct
-// methods: MQTT 3.1.1 over TLS (and over secure WebSockets) for devices, and
-// the service REST API (POST /twins/{d}/methods) for callers.
+// methods and device twins: MQTT 3.1.1 over TLS (and over secure
+// WebSockets) for devices — method requests and replies, twin GET,
+// reported patches and desired-property notifications — and the service
+// REST API for callers: POST /twins/{d}/methods, GET/PATCH/PUT
+// /twins/{d}[/modules/{m}] and the registry (PUT/GET/DELETE
+// /devices/{d}[/modules/{m}]).
+//
+// State lives in the state directory and survives restarts: the registry
+// (registry.json), one file per twin (twins/), the subscriptions of
+// persistent sessions (sessions.json), the CA and server certificate. Every
+// file is written atomically; a corrupt one stops Start with its path and
+// is never reset.
 //
 // It is strict exactly where the real hub is strict (shared/docs/design.md
 // §4, shared/docs/iothub-protocol.md), so that code which works against it
@@ -28,9 +38,21 @@
 //     policy key (skn=iothubowner), which has DeviceConnect on the real hub.
 //   - Device topics: SUBSCRIBE may name $iothub/methods/POST/#, the two twin
 //     filters and (devices only) devices/{own id}/messages/devicebound/#;
-//     the latter three are granted but nothing is ever published there.
-//     PUBLISH may target method replies and the identity's own telemetry
-//     (discarded). Anything else, QoS 2 publishes and malformed reply topics
+//     the latter is granted but nothing is ever published there. PUBLISH
+//     may target method replies, twin requests and the identity's own
+//     telemetry (discarded).
+//   - Twin over MQTT (fleet reference §1): answers go only to a connection
+//     holding $iothub/twin/res/# (own or inherited); the others' requests
+//     are dropped, as they could not receive the real hub's answer. Errors
+//     carry {"errorCode","trackingId","message","timestampUtc"}; the code
+//     of every document-rule violation (size included) is 400004
+//     ArgumentInvalid (unverified: the real hub may use 413001 for size).
+//     Java v2's expected-version property (&$version=) is ignored. Desired
+//     changes reach only a live connection holding the desired filter;
+//     nothing is queued for offline devices (as the real hub). Persistent
+//     sessions' subscriptions are saved in sessions.json and restored to a
+//     clean-session-0 connection after a hub restart, whose CONNACK then
+//     says session present. Anything else, QoS 2 publishes and malformed reply topics
 //     close the connection. Keep-alive 0 or above 1177 s is capped at 1177 s.
 //   - Method requests are written at QoS 0 whatever the subscription QoS
 //     ("method requests are QoS 0").
@@ -48,12 +70,40 @@
 //     the call waits for its response timeout (a reply from the same
 //     identity on a new connection still completes it).
 //   - REST: api-version is required (any value; 400004 without it); skn
-//     must be iothubowner or service; unknown and non-canonical paths are
-//     404 with an ASP.NET-style message and no error code; other HTTP
-//     methods on the methods paths are 405 405001; an escaped "/" (%2F)
-//     is part of the ID it appears in, so /twins/d%2Fm/methods names
-//     device "d/m" (404001), never module m of d; a body over 144 KB is
-//     413001 without being read to its end; x-ms-request-id is a random
-//     version-4 UUID.
+//     must be iothubowner or service on the methods and twin routes, and
+//     iothubowner on the registry routes (the service policy lacks registry
+//     read/write there too); unknown and non-canonical paths are 404 with
+//     an ASP.NET-style message and no error code; other HTTP methods on a
+//     known path are 405 405001 with Allow; an escaped "/" (%2F) is part of
+//     the ID it appears in, so /twins/d%2Fm/methods names device "d/m"
+//     (404001), never module m of d; a body over 144 KB is 413001 without
+//     being read to its end; x-ms-request-id is a random version-4 UUID.
+//   - REST error bodies: the methods routes answer the current nested
+//     format (A); the twin and registry routes the legacy
+//     "ErrorCode:Name;text" format (B), the only one the Node SDK maps to
+//     DeviceNotFoundError (and whose text it shows for 409 and 412), and the
+//     one real registry errors were captured in (DeviceAlreadyExists).
+//   - REST twins: If-Match is compared after stripping its quotes (and a
+//     W/ prefix), so an unquoted stale etag is 412 too (the real hub is
+//     reported to ignore unquoted etags); "*" or no If-Match is
+//     unconditional. Success carries the twin's quoted etag in ETag.
+//   - REST registry: PUT without If-Match creates (409001/409301 when the
+//     identity exists); with "*" it updates or creates; with an etag it
+//     updates (412001 on a mismatch, 404001/404010 when absent). DELETE
+//     takes "*", no If-Match or the etag, answers 204 and removes a
+//     device's modules, all their twins and keys, closes their connections
+//     and drops their broker sessions. Keys absent or empty are generated
+//     on create and kept on update; keys given must be base64 of 16-64
+//     bytes. Identity etags are base64 of a decimal counter ("MA==" first),
+//     generationId the creation time in .NET ticks. Only SAS identities:
+//     selfSigned/certificateAuthority (or thumbprints) and iotEdge true are
+//     400004. connectionStateUpdatedTime and lastActivityTime are not
+//     tracked ("0001-01-01T00:00:00Z").
+//   - Disabled devices (status "disabled"; modules have no status, as on
+//     the real hub): CONNECT is CONNACK 5 (ErrIdentityDisabled), live
+//     connections are closed, and method calls are 404001 DeviceNotFound,
+//     which the method reference gives for "not registered or disabled".
+//     A module of a disabled device is refused the same way [unverified].
+//     Twin and registry reads keep working and show the status.
 //   - Close fails pending calls with 503001 ServiceUnavailable.
 package localhub

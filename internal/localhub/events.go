@@ -16,8 +16,8 @@ const (
 	// CONNACK whose return code is ReturnCode (for MQTT 3.1.1 clients
 	// ReturnCodeBadProtocol or ReturnCodeNotAuthorized). Err says why: it
 	// wraps ErrProtocolVersion, ErrUsername, ErrClientID,
-	// ErrUnknownIdentity, ErrNoPassword, ErrPolicy, ErrWillTopic or one of
-	// iothub's ErrSAS* errors. ClientID is the client id as sent,
+	// ErrUnknownIdentity, ErrIdentityDisabled, ErrNoPassword, ErrPolicy,
+	// ErrWillTopic or one of iothub's ErrSAS* errors. ClientID is the client id as sent,
 	// registered or not. No session is touched.
 	EventConnRefused EventKind = iota + 1
 	// EventConnected: a connection was accepted: its CONNACK is written and
@@ -42,7 +42,8 @@ const (
 	EventTokenExpired
 	// EventDisconnected: a connection that had been accepted ended. Err is
 	// nil when the client sent DISCONNECT; otherwise it says why: ErrKicked,
-	// ErrTokenExpired, ErrShuttingDown, an error wrapping ErrForbidden (a
+	// ErrTokenExpired, ErrShuttingDown, ErrIdentityDisabled or
+	// ErrIdentityDeleted (the registry changed), an error wrapping ErrForbidden (a
 	// topic, QoS or subscription count the hub does not allow, §3.3), or
 	// the network or protocol error that ended it.
 	EventDisconnected

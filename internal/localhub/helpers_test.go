@@ -121,8 +121,9 @@ func (th *testHub) creds(t testing.TB, id string, ttl time.Duration) deviceCreds
 // device is a paho client connected like the SDKs do: MQTT 3.1.1 over TLS,
 // clean session 0, no automatic reconnect (tests drive reconnects).
 type device struct {
-	c    paho.Client
-	lost chan error // closed-connection notifications
+	c       paho.Client
+	lost    chan error // closed-connection notifications
+	present bool       // the CONNACK's session-present flag
 }
 
 func (th *testHub) pahoOptions(c deviceCreds) *paho.ClientOptions {
@@ -177,6 +178,7 @@ func (th *testHub) connectWith(t testing.TB, c deviceCreds, edit func(*paho.Clie
 	if err := tok.Error(); err != nil {
 		return nil, err
 	}
+	d.present = tok.(*paho.ConnectToken).SessionPresent()
 	t.Cleanup(func() { d.c.Disconnect(0) })
 	return d, nil
 }

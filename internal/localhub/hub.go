@@ -33,6 +33,8 @@ type Hub struct {
 	opts     Options
 	log      *slog.Logger
 	reg      *registry
+	twins    *twinStore
+	sessions *sessionStore
 	broker   *mqtt.Server
 	presence *presence
 	calls    *calls
@@ -100,11 +102,17 @@ func (h *Hub) prepareState() error {
 	if err := ensureDir(h.opts.Dir); err != nil {
 		return err
 	}
-	reg, err := openRegistry(h.opts.Dir)
+	reg, err := openRegistry(h.opts.Dir, h.opts.Now())
 	if err != nil {
 		return err
 	}
 	h.reg = reg
+	if h.twins, err = openTwins(h.opts.Dir); err != nil {
+		return err
+	}
+	if h.sessions, err = openSessions(h.opts.Dir); err != nil {
+		return err
+	}
 	ids := h.opts.Devices
 	if h.opts.DefaultDevice != "" && len(ids) == 0 && len(reg.identities()) == 0 {
 		ids = []string{h.opts.DefaultDevice}
@@ -114,7 +122,12 @@ func (h *Hub) prepareState() error {
 		if err != nil {
 			return err
 		}
-		if err := reg.add(d, m); err != nil {
+		if err := reg.add(d, m, h.opts.Now()); err != nil {
+			return err
+		}
+	}
+	for id := range reg.identities() { // every identity has a twin, also in a state dir older than twins
+		if err := h.twins.ensure(id, h.opts.Now()); err != nil {
 			return err
 		}
 	}
@@ -232,12 +245,17 @@ func (h *Hub) Info() Info {
 }
 
 // AddDevice registers device (or device/module when module is set; the
-// device is registered too), persists its key and rewrites hub.json. It is
-// idempotent: a known identity keeps its key. It returns the identity's
+// device is registered too), persists its keys and rewrites hub.json. It is
+// idempotent: a known identity keeps its keys. It returns the identity's
 // connection string.
 func (h *Hub) AddDevice(id, module string) (string, error) {
-	if err := h.reg.add(id, module); err != nil {
+	if err := h.reg.add(id, module, h.opts.Now()); err != nil {
 		return "", err
+	}
+	for _, cid := range []string{id, iothub.ClientID(id, module)} {
+		if err := h.twins.ensure(cid, h.opts.Now()); err != nil {
+			return "", err
+		}
 	}
 	if err := h.writeInfo(); err != nil {
 		return "", err

@@ -89,9 +89,16 @@ func (k *hook) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
 // over any previous session of the same client id: the live connection, if
 // any, is kicked (one connection per identity, §3.1), and calls wait for
 // cl's CONNACK instead of finding the identity offline (presence.takeover).
+// A persistent session the broker no longer holds (the hub restarted) gets
+// its saved subscriptions back; a clean session forgets them.
 func (k *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if live := k.h.presence.takeover(cl); live != nil {
 		k.kick(live)
+	}
+	if cl.Properties.Clean {
+		k.h.recordSession(cl) // forgets a saved session
+	} else {
+		k.h.sessions.restore(k.h.broker, cl)
 	}
 	old, ok := k.h.broker.Clients.Get(cl.ID)
 	if !ok || old == cl {
@@ -123,6 +130,9 @@ func (k *hook) kick(old *mqtt.Client) {
 // the client's write lock, and nothing may overtake the CONNACK.
 func (k *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	if isConnackOK(pk) {
+		if k.h.sessions.takeRestored(cl) {
+			pk.SessionPresent = true
+		}
 		_, subscribed := cl.State.Subscriptions.Get(iothub.MethodsSubscription)
 		k.h.presence.set(cl.ID, newSession(cl, subscribed))
 	}
@@ -154,6 +164,7 @@ func (k *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 
 // OnDisconnect forgets the session, then logs and reports why it ended.
 func (k *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	k.h.sessions.forget(cl)
 	if s := k.h.presence.remove(cl); s != nil && s.timer != nil {
 		s.timer.Stop()
 	}
@@ -200,8 +211,10 @@ func (k *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 
 // OnSubscribed marks the identity subscribed to methods once the broker
 // granted the filter (before the SUBACK is written, so a caller never sees
-// a subscribed device fail with 404103).
+// a subscribed device fail with 404103), and saves a persistent session's
+// subscriptions.
 func (k *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	k.h.recordSession(cl)
 	for i, f := range pk.Filters {
 		if f.Filter == iothub.MethodsSubscription && i < len(codes) && codes[i] < 0x80 {
 			if k.h.presence.setSubscribed(cl, true) {
@@ -211,8 +224,10 @@ func (k *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 	}
 }
 
-// OnUnsubscribed marks the identity no longer subscribed to methods.
+// OnUnsubscribed marks the identity no longer subscribed to methods and
+// saves a persistent session's subscriptions.
 func (k *hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	k.h.recordSession(cl)
 	for _, f := range pk.Filters {
 		if f.Filter == iothub.MethodsSubscription {
 			if k.h.presence.setSubscribed(cl, false) {
@@ -223,10 +238,14 @@ func (k *hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 }
 
 // OnPublish consumes everything a device may publish: method replies go to
-// their pending call (or are logged, reported and dropped), telemetry is
-// accepted and discarded. Nothing reaches other subscribers; QoS 1
-// publishes are still acknowledged.
+// their pending call (or are logged, reported and dropped), twin requests
+// are answered on cl, telemetry is accepted and discarded. Nothing reaches
+// other subscribers; QoS 1 publishes are still acknowledged.
 func (k *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if iothub.IsTwinRequestTopic(pk.TopicName) {
+		k.h.handleTwinRequest(cl, pk.TopicName, pk.Payload)
+		return pk, packets.CodeSuccessIgnore
+	}
 	if iothub.IsMethodResponseTopic(pk.TopicName) {
 		if status, rid, err := iothub.ParseMethodResponseTopic(pk.TopicName); err == nil {
 			k.h.deliver(cl, rid, reply{status: status, payload: pk.Payload})
@@ -271,4 +290,13 @@ func (h *Hub) expireAt(cl *mqtt.Client, expiry time.Time) *time.Timer {
 func (h *Hub) logConn(level slog.Level, msg string, cl *mqtt.Client, attrs ...any) {
 	attrs = append([]any{logkey.ClientID, cl.ID, logkey.Remote, cl.Net.Remote, logkey.Listener, cl.Net.Listener}, attrs...)
 	h.log.Log(context.Background(), level, msg, attrs...)
+}
+
+// recordSession saves cl's subscriptions when its session is persistent
+// (forgets them when it is clean). A failed write is logged: the session
+// works on, it just would not survive a hub restart.
+func (h *Hub) recordSession(cl *mqtt.Client) {
+	if err := h.sessions.record(cl); err != nil {
+		h.log.Error("persistent session not saved", logkey.ClientID, cl.ID, logkey.Err, err)
+	}
 }

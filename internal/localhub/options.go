@@ -51,6 +51,7 @@ type Faults struct {
 	ForgetSubscriptions bool // a reconnect with clean session 0 loses the methods subscription
 	EmptyNullPayload    bool // a null request payload reaches the device as an empty body instead of "null"
 	OmitJSONContentType bool // REST success responses lack "Content-Type: application/json; charset=utf-8"
+	EmptyTwinErrorBody  bool // twin error responses on MQTT have an empty body (the Node SDK then reports success)
 }
 
 // WebSocketPath is the HTTP path of MQTT over WebSockets (§3.1).

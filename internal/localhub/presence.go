@@ -236,3 +236,14 @@ func (p *presence) stopTimers() {
 		}
 	}
 }
+
+// client returns id's live client, nil when it has none
+// (its CONNACK may not be out yet: wait on connackWritten before writing).
+func (p *presence) client(id string) *mqtt.Client {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s, ok := p.live[id]; ok && !s.cl.Closed() {
+		return s.cl
+	}
+	return nil
+}

@@ -62,8 +62,8 @@ func TestRoutes(t *testing.T) {
 	})
 	t.Run("unknown paths", func(t *testing.T) {
 		for _, p := range []string{
-			"/", "/twins/edge", "/twins/edge/", "/twins/edge/methods/", "/twins/edge/methods/x",
-			"/twins/edge/modules/methods", "/twins/edge/modules/mod1/methods/", "/devices/edge/methods",
+			"/", "/twins/edge/x", "/twins/edge/", "/twins/edge/methods/", "/twins/edge/methods/x",
+			"/twins/edge/modules/mod1/x", "/twins/edge/modules/mod1/methods/", "/devices/edge/methods",
 			"/twins//methods", "/twins/./methods", "/twins/x/../edge/methods", "//twins/edge/methods",
 			"/twins/edge/modules//methods",
 		} {

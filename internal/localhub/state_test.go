@@ -3,8 +3,10 @@ package localhub_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -74,8 +76,12 @@ func checkModes(t *testing.T, dir string) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 		fi, _ := e.Info()
-		if fi.Mode().Perm() != 0o600 {
-			t.Errorf("%s mode %v, want 0600", e.Name(), fi.Mode().Perm())
+		want := os.FileMode(0o600)
+		if fi.IsDir() { // the twins folder
+			want = 0o700
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s mode %v, want %v", e.Name(), fi.Mode().Perm(), want)
 		}
 		if strings.Contains(e.Name(), ".tmp") {
 			t.Errorf("temporary file %s left behind", e.Name())
@@ -223,4 +229,148 @@ func TestPunctuatedIdentity(t *testing.T) {
 			t.Errorf("AddDevice(%q) succeeded, want refused", bad)
 		}
 	}
+}
+
+// readJSONFile decodes the JSON file at path into v.
+func readJSONFile(t testing.TB, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// oldRegistry is a registry.json as hubs wrote it before secondary keys:
+// each identity's value is its key.
+const oldRegistry = `{
+  "policies": {
+    "iothubowner": "b3duZXJrZXlvd25lcmtleW93bmVya2V5b3duZXJrZXk=",
+    "service": "c2VydmljZWtleXNlcnZpY2VrZXlzZXJ2aWNla2V5c2U="
+  },
+  "identities": {
+    "dev1": "ZGV2MWtleWRldjFrZXlkZXYxa2V5ZGV2MWtleWRldjE=",
+    "edge": "ZWRnZWtleWVkZ2VrZXllZGdla2V5ZWRnZWtleWVkZ2U=",
+    "edge/mod1": "bW9kMWtleW1vZDFrZXltb2Qxa2V5bW9kMWtleW1vZDE="
+  }
+}
+`
+
+// TestRegistryMigration: an old-format registry keeps its keys as primary
+// keys, gains secondary keys and is rewritten in the new format; both keys
+// sign connections.
+func TestRegistryMigration(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "registry.json"), []byte(oldRegistry), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	th := startHub(t, localhub.Options{Dir: dir, Devices: []string{}})
+	old := map[string]string{
+		"dev1":      "ZGV2MWtleWRldjFrZXlkZXYxa2V5ZGV2MWtleWRldjE=",
+		"edge":      "ZWRnZWtleWVkZ2VrZXllZGdla2V5ZWRnZWtleWVkZ2U=",
+		"edge/mod1": "bW9kMWtleW1vZDFrZXltb2Qxa2V5bW9kMWtleW1vZDE=",
+	}
+	var reg struct {
+		Policies   map[string]string
+		Identities map[string]struct {
+			PrimaryKey, SecondaryKey, GenerationID string
+		}
+	}
+	readJSONFile(t, filepath.Join(dir, "registry.json"), &reg)
+	if reg.Policies["iothubowner"] != "b3duZXJrZXlvd25lcmtleW93bmVya2V5b3duZXJrZXk=" {
+		t.Errorf("policies changed: %v", reg.Policies)
+	}
+	for id, key := range old {
+		got := reg.Identities[id]
+		if got.PrimaryKey != key || got.SecondaryKey == "" || got.SecondaryKey == key || got.GenerationID == "" {
+			t.Errorf("migrated %s: %+v, want primary %s and a new secondary key", id, got, key)
+		}
+		if cs, _ := iothub.ParseDeviceConnectionString(th.Info().Devices[id]); cs.SharedAccessKey != key {
+			t.Errorf("hub.json's %s key %q, want %q", id, cs.SharedAccessKey, key)
+		}
+		d, m := iothub.SplitClientID(id)
+		for _, k := range []string{key, got.SecondaryKey} {
+			dev, err := th.connect(t, th.keyCreds(t, d, m, k), nil)
+			if err != nil {
+				t.Fatalf("connect %s after migration: %v", id, err)
+			}
+			dev.c.Disconnect(0)
+		}
+	}
+	if d := wantIdentity(t, th.call(t, http.MethodGet, iothub.DevicePath("edge", "mod1"), nil)); d.Authentication.SymmetricKey.PrimaryKey != old["edge/mod1"] {
+		t.Errorf("registry API shows %+v", d.Authentication.SymmetricKey)
+	}
+	wantTwin(t, th.call(t, http.MethodGet, iothub.TwinPath("edge", "mod1"), nil))
+}
+
+// TestCorruptRegistry: a registry.json that cannot be read stops the start
+// with an error naming it, and is left as it was.
+func TestCorruptRegistry(t *testing.T) {
+	cases := map[string]string{
+		"not JSON":       `{"policies":`,
+		"bad old key":    `{"policies":{},"identities":{"dev1":"not a key"}}`,
+		"bad new key":    `{"policies":{},"identities":{"dev1":{"primaryKey":"","secondaryKey":""}}}`,
+		"unknown status": `{"policies":{},"identities":{"dev1":{"primaryKey":"` + givenPrimary + `","secondaryKey":"` + givenSecondary + `","status":"paused"}}}`,
+	}
+	for name, content := range cases {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "registry.json")
+			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			h, err := localhub.Start(context.Background(), localhub.Options{Dir: dir, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"})
+			if err == nil {
+				h.Close()
+				t.Fatal("started with a corrupt registry")
+			}
+			if !strings.Contains(err.Error(), path) {
+				t.Errorf("error %q does not name %s", err, path)
+			}
+			if b, _ := os.ReadFile(path); string(b) != content {
+				t.Errorf("registry.json rewritten to %s", b)
+			}
+		})
+	}
+}
+
+// TestRegistryAndTwinsSurviveRestart: devices and modules created over
+// REST, their keys and twins (tags, desired) are there after a restart.
+func TestRegistryAndTwinsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	first := startHub(t, localhub.Options{Dir: dir})
+	body := `{"deviceId":"r1","authentication":{"symmetricKey":{"primaryKey":"` + givenPrimary + `","secondaryKey":"` + givenSecondary + `"}}}`
+	wantIdentity(t, first.call(t, http.MethodPut, iothub.DevicePath("r1", ""), []byte(body)))
+	dev := wantIdentity(t, first.call(t, http.MethodPut, iothub.DevicePath("r1", ""), []byte(`{"deviceId":"r1","status":"enabled","statusReason":"ok"}`), "If-Match", `"*"`))
+	mod := wantIdentity(t, first.call(t, http.MethodPut, iothub.DevicePath("r1", "m1"), []byte(`{}`)))
+	wantTwin(t, first.call(t, http.MethodPatch, iothub.TwinPath("r1", ""), []byte(`{"tags":{"site":"x"},"properties":{"desired":{"rate":7}}}`), "If-Match", `"*"`))
+	wantTwin(t, first.call(t, http.MethodPatch, iothub.TwinPath("r1", "m1"), []byte(`{"tags":{"role":"m"}}`), "If-Match", `"*"`))
+	twin := first.call(t, http.MethodGet, iothub.TwinPath("r1", ""), nil)
+	mtwin := first.call(t, http.MethodGet, iothub.TwinPath("r1", "m1"), nil)
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	second := startHub(t, localhub.Options{Dir: dir})
+	second.pool = first.pool
+	if got := wantIdentity(t, second.call(t, http.MethodGet, iothub.DevicePath("r1", ""), nil)); !reflect.DeepEqual(got, dev) {
+		t.Errorf("device after restart %+v\nwant %+v", got, dev)
+	}
+	if got := wantIdentity(t, second.call(t, http.MethodGet, iothub.DevicePath("r1", "m1"), nil)); !reflect.DeepEqual(got, mod) {
+		t.Errorf("module after restart %+v\nwant %+v", got, mod)
+	}
+	for path, want := range map[string]response{iothub.TwinPath("r1", ""): twin, iothub.TwinPath("r1", "m1"): mtwin} {
+		got := second.call(t, http.MethodGet, path, nil)
+		if string(got.body) != string(want.body) || got.header.Get("ETag") != want.header.Get("ETag") {
+			t.Errorf("twin %s after restart:\n%s\nwant\n%s", path, got.body, want.body)
+		}
+	}
+	c, err := second.connect(t, second.keyCreds(t, "r1", "", givenSecondary), nil)
+	if err != nil {
+		t.Fatalf("connect with the given key after restart: %v", err)
+	}
+	c.c.Disconnect(0)
+	second.mustConnect(t, "r1/m1")
 }

@@ -13,14 +13,21 @@ import (
 // maxSubscriptions is the real hub's limit of topic filters per session (§3.3).
 const maxSubscriptions = 5
 
-// checkPublish allows method replies and the identity's own telemetry, at
-// QoS 0 or 1 (§3.3, §4.3). The error wraps ErrForbidden.
+// checkPublish allows method replies, twin requests (GET and reported
+// PATCH, fleet reference §1.1) and the identity's own telemetry, at QoS 0
+// or 1 (§3.3, §4.3). The error wraps ErrForbidden.
 func (h *Hub) checkPublish(clientID string, pk packets.Packet) error {
 	if pk.FixedHeader.Qos > 1 {
 		return fmt.Errorf("%w: publish with QoS %d to %q", ErrForbidden, pk.FixedHeader.Qos, pk.TopicName)
 	}
 	if iothub.IsMethodResponseTopic(pk.TopicName) {
 		if _, _, err := iothub.ParseMethodResponseTopic(pk.TopicName); err != nil {
+			return fmt.Errorf("%w: publish to %q: %w", ErrForbidden, pk.TopicName, err)
+		}
+		return nil
+	}
+	if iothub.IsTwinRequestTopic(pk.TopicName) {
+		if _, _, _, err := iothub.ParseTwinRequestTopic(pk.TopicName); err != nil {
 			return fmt.Errorf("%w: publish to %q: %w", ErrForbidden, pk.TopicName, err)
 		}
 		return nil
@@ -44,15 +51,15 @@ func isTelemetryTopic(clientID, topic string) bool {
 }
 
 // checkSubscribe allows the documented IoT Hub filters only, at most
-// maxSubscriptions per session (§3.3). Twin and cloud-to-device filters are
-// granted (the real hub grants them) but nothing is ever published there.
+// maxSubscriptions per session (§3.3). The cloud-to-device filter is
+// granted (the real hub grants it) but nothing is ever published there.
 // The error wraps ErrForbidden.
 func (h *Hub) checkSubscribe(cl *mqtt.Client, pk packets.Packet) error {
 	device, module := iothub.SplitClientID(cl.ID)
 	allowed := map[string]bool{
-		iothub.MethodsSubscription:                true,
-		"$iothub/twin/res/#":                      true,
-		"$iothub/twin/PATCH/properties/desired/#": true,
+		iothub.MethodsSubscription:      true,
+		iothub.TwinResponseSubscription: true,
+		iothub.TwinDesiredSubscription:  true,
 	}
 	if module == "" {
 		allowed["devices/"+device+"/messages/devicebound/#"] = true
