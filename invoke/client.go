@@ -174,54 +174,101 @@ func (c *Client) invoke(ctx context.Context, t Target, req iothub.MethodRequest)
 	body := req.Encode()
 	url := c.base + iothub.MethodsPath(t.Device, t.Module) + "?" + iothub.MethodsQuery
 	limit := time.Duration(req.ConnectTimeoutInSeconds+req.ResponseTimeoutInSeconds)*time.Second + RequestSlack
+	var res Result
+	attempts, err := c.withRetries(ctx, func() (retryAfter time.Duration, err error) {
+		res, retryAfter, err = c.post(ctx, url, body, limit)
+		return retryAfter, err
+	})
+	if err != nil {
+		return res, attempts, fmt.Errorf("invoke %s %s: %w", t, req.MethodName, err)
+	}
+	return res, attempts, nil
+}
+
+// withRetries makes attempts of once until one succeeds, one fails with an
+// answer that may not be repeated (see retryable), or the policy's attempts
+// are spent, backing off between them; it returns the attempts made and
+// the last error. Every request of the client goes through it, so every one
+// follows the same rule: only 429 and 503 answers are repeated.
+func (c *Client) withRetries(ctx context.Context, once func() (retryAfter time.Duration, err error)) (int, error) {
 	for attempt := 1; ; attempt++ {
-		res, retryAfter, err := c.post(ctx, url, body, limit)
+		retryAfter, err := once()
 		if err == nil {
-			return res, attempt, nil
+			return attempt, nil
 		}
 		if !retryable(err) || attempt >= c.retry.MaxAttempts {
-			return res, attempt, fmt.Errorf("invoke %s %s: %w", t, req.MethodName, err)
+			return attempt, err
 		}
 		if werr := wait(ctx, c.retry.delay(attempt, retryAfter)); werr != nil {
-			return res, attempt, fmt.Errorf("invoke %s %s: %w (while backing off after: %v)", t, req.MethodName, werr, err)
+			return attempt, fmt.Errorf("%w (while backing off after: %v)", werr, err)
 		}
 	}
 }
 
-// post makes one HTTP request. retryAfter is the Retry-After of a 429/503.
+// post makes one method-invocation request. retryAfter is the Retry-After
+// of a 429/503.
 func (c *Client) post(ctx context.Context, url string, body []byte, limit time.Duration) (Result, time.Duration, error) {
-	ctx, cancel := context.WithTimeout(ctx, limit)
+	raw, retryAfter, err := c.send(ctx, outgoing{method: http.MethodPost, url: url, body: body, limit: limit})
+	if err != nil {
+		return Result{Raw: raw}, retryAfter, err
+	}
+	return decodeResult(raw)
+}
+
+// outgoing is one HTTP request to the hub.
+type outgoing struct {
+	method, url string
+	body        []byte // nil: no body and no Content-Type
+	ifMatch     string // If-Match header value; "" sends none
+	limit       time.Duration
+}
+
+// send makes one HTTP request, signed with the service SAS, within
+// o.limit, and returns the body of a 200 answer. Any other status is a
+// *iothub.Error, returned with the body and the answer's Retry-After.
+// Transport failures are returned as they are.
+func (c *Client) send(ctx context.Context, o outgoing) ([]byte, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.limit)
 	defer cancel()
 	token, err := c.tokens.Token()
 	if err != nil {
-		return Result{}, 0, errors.New("cannot sign a token: SharedAccessKey is not valid base64")
+		return nil, 0, errors.New("cannot sign a token: SharedAccessKey is not valid base64")
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	var body io.Reader
+	if o.body != nil {
+		body = bytes.NewReader(o.body)
+	}
+	hreq, err := http.NewRequestWithContext(ctx, o.method, o.url, body)
 	if err != nil {
-		return Result{}, 0, err
+		return nil, 0, err
 	}
 	h := hreq.Header
 	h.Set("Authorization", token)
-	h.Set("Content-Type", "application/json; charset=utf-8")
+	if o.body != nil {
+		h.Set("Content-Type", "application/json; charset=utf-8")
+	}
+	if o.ifMatch != "" {
+		h.Set("If-Match", o.ifMatch)
+	}
 	h.Set("Accept", "application/json")
 	h.Set("Request-Id", iothub.NewRequestID())
 	h.Set("User-Agent", c.agent)
 	resp, err := c.http.Do(hreq)
 	if err != nil {
-		return Result{}, 0, err
+		return nil, 0, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
 	if err != nil {
-		return Result{}, 0, fmt.Errorf("read response: %w", err)
+		return nil, 0, fmt.Errorf("read response: %w", err)
 	}
 	if len(raw) > maxBodyBytes {
-		return Result{}, 0, fmt.Errorf("response body larger than %d bytes", maxBodyBytes)
+		return nil, 0, fmt.Errorf("response body larger than %d bytes", maxBodyBytes)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return Result{Raw: raw}, retryAfterOf(resp), iothub.ParseError(resp.StatusCode, resp.Header.Get(iothub.ErrorCodeHeader), raw)
+		return raw, retryAfterOf(resp), iothub.ParseError(resp.StatusCode, resp.Header.Get(iothub.ErrorCodeHeader), raw)
 	}
-	return decodeResult(raw)
+	return raw, 0, nil
 }
 
 // decodeResult parses a 200 body, keeping the payload bytes verbatim.

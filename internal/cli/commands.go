@@ -25,6 +25,7 @@ func commands() map[string]commandInfo {
 	return map[string]commandInfo{
 		"run":     {"answer direct methods from handlers.yaml (the device daemon)", func(e Env) command { return &runCmd{env: e} }},
 		"invoke":  {"call a direct method through the IoT Hub service API", func(e Env) command { return &invokeCmd{env: e} }},
+		"twin":    {"show or update a device or module twin through the service API", func(e Env) command { return &twinCmd{env: e} }},
 		"hub":     {"run a local IoT-Hub-compatible endpoint (MQTT/TLS + REST)", func(e Env) command { return &hubCmd{env: e} }},
 		"check":   {"validate a handlers.yaml offline", func(e Env) command { return &checkCmd{env: e} }},
 		"call":    {"run one handler locally, without any hub", func(e Env) command { return &callCmd{env: e} }},
