@@ -54,6 +54,8 @@ func TestFaultsAreDetected(t *testing.T) {
 		{"EmptyNullPayload", localhub.Faults{EmptyNullPayload: true}, byName("null_payload"), "device status 400"},
 		// Without application/json the service SDK does not parse the success body.
 		{"OmitJSONContentType", localhub.Faults{OmitJSONContentType: true}, byName("json_round_trip"), "device status <none>"},
+		// The Node device SDK fails a twin update only for a body with a non-zero errorCode: a refused patch reads as success.
+		{"EmptyTwinErrorBody", localhub.Faults{EmptyTwinErrorBody: true}, byName("twin_reported_refused"), "the SDK reported success"},
 	}
 	for _, c := range cases {
 		t.Run(c.fault+"/"+c.scenario.name, func(t *testing.T) {
@@ -74,9 +76,11 @@ func TestFaultsAreDetected(t *testing.T) {
 }
 
 func byName(name string) scenario {
-	for _, sc := range sdkScenarios {
-		if sc.name == name {
-			return sc
+	for _, list := range [][]scenario{sdkScenarios, twinScenarios} {
+		for _, sc := range list {
+			if sc.name == name {
+				return sc
+			}
 		}
 	}
 	panic("no scenario " + name)
