@@ -25,6 +25,10 @@ type Connection struct {
 	CertFile             string        // X.509 device certificate (with KeyFile)
 	KeyFile              string        // X.509 device key (with CertFile)
 	SASTTL               time.Duration // SAS token lifetime, default 1h
+	// Twin: the daemon reports its state (version, config digest, methods,
+	// last reload) in the device twin's reported properties. Default true;
+	// false never touches the twin.
+	Twin bool
 }
 
 // Defaults is the file's `defaults:` section, with the built-in defaults
@@ -36,14 +40,14 @@ type Defaults struct {
 
 var (
 	topKeys        = []string{"version", "connection", "defaults", "builtins", "methods"}
-	connectionKeys = []string{"connection_string_file", "transport", "ca_file", "cert_file", "key_file", "sas_ttl"}
+	connectionKeys = []string{"connection_string_file", "transport", "ca_file", "cert_file", "key_file", "sas_ttl", "twin"}
 	defaultsKeys   = []string{"timeout", "concurrency"}
 	builtinKeys    = []string{"ping", "catalog"}
 )
 
 // parseConnection reads the connection section.
 func (l *loader) parseConnection(n *yaml.Node, dir string) Connection {
-	c := Connection{Transport: "mqtt", SASTTL: DefaultSASTTL}
+	c := Connection{Transport: "mqtt", SASTTL: DefaultSASTTL, Twin: true}
 	var certNode, keyNode *yaml.Node
 	for _, f := range l.mapping(n, "connection", connectionKeys) {
 		path := join("connection", f.key)
@@ -61,6 +65,10 @@ func (l *loader) parseConnection(n *yaml.Node, dir string) Connection {
 					l.errorf(f.val, path, "sas_ttl must be at least 1m, got %s", d)
 				}
 				c.SASTTL = d
+			}
+		case "twin":
+			if b, ok := l.boolValue(f.val, path); ok {
+				c.Twin = b
 			}
 		default:
 			s, ok := l.scalar(f.val, path)

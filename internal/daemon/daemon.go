@@ -3,6 +3,11 @@
 // connected, reloaded when the file changes or a reload is asked for, and
 // reported to systemd (design §3).
 //
+// Unless the handlers file sets connection.twin: false, the daemon also
+// reports its state — version, config digest, methods, last reload — in
+// the "methodd" section of the device twin's reported properties, at every
+// connection that is not a token renewal and after every reload (design §5).
+//
 // Run owns every goroutine it starts and returns when they have all ended.
 // It is the only writer to systemd's notify socket, the one engine↔device
 // adapter, and where the memory policy lives. It never touches process
@@ -74,6 +79,16 @@ type Config struct {
 	// OnState receives every device session state change, after systemd
 	// has been told. It must not block.
 	OnState func(device.State)
+	// Version is the daemon's version as reported in the device twin
+	// (what `methodd version` prints: the module version from the build
+	// information). Empty reports "(devel)".
+	Version string
+	// OnTwinReport receives every attempt to report the daemon's state in
+	// the device twin's reported properties, from the reporter's goroutine,
+	// after the attempt and before the next one; it must not block. It is
+	// never called when the handlers file sets connection.twin: false, nor
+	// after Run returns.
+	OnTwinReport func(TwinReport)
 }
 
 // ErrUnsafe is returned by Run for a Config whose Loaded.Unsafe is set.
@@ -129,9 +144,16 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.OnReady()
 	})
 	calls := new(callCounter)
+	twin := twinReporterOf(&cfg, eng, log) // nil with connection.twin: false
 	dev := cfg.Device
 	dev.Logger = log
-	dev.OnState = func(st device.State) { sd.onState(st); cfg.OnState(st) }
+	dev.OnState = func(st device.State) {
+		sd.onState(st)
+		if twin != nil {
+			twin.onState(st)
+		}
+		cfg.OnState(st)
+	}
 	sess, err := device.New(dev, handler{eng: eng, deviceID: id.DeviceID, moduleID: id.ModuleID, onCall: calls.add})
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
@@ -151,6 +173,9 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	wg.Go(func() { sd.watchdog(ctx, watchdog) })
 	wg.Go(func() { trimWhenIdle(ctx, calls, idleTrimEvery, returnMemory) })
+	if twin != nil {
+		wg.Go(func() { twin.run(ctx, sess) })
+	}
 	wg.Go(func() {
 		<-ctx.Done()
 		sd.stopping()

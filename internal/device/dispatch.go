@@ -50,9 +50,14 @@ var (
 )
 
 // onMessage is paho's handler for every PUBLISH on c. It runs on paho's
-// receive path, so it never blocks: it parses the topic and starts a
-// goroutine, or refuses the request when too many are running.
+// receive path, so it never blocks: it hands a twin response to its
+// waiter, or parses the method request and starts a goroutine, or refuses
+// the request when too many are running.
 func (s *Session) onMessage(c *conn, m mqtt.Message) {
+	if iothub.IsTwinResponseTopic(m.Topic()) {
+		s.onTwinResponse(c, m)
+		return
+	}
 	method, rid, err := iothub.ParseMethodRequestTopic(m.Topic())
 	if err != nil {
 		s.log.Warn("ignoring message on an unexpected topic", logkey.Conn, c.id, logkey.Topic, m.Topic(), logkey.Err, err)

@@ -20,6 +20,10 @@
 //     the session reports itself connected only after the SUBACK.
 //   - Every request runs in its own goroutine (bounded; the excess gets an
 //     immediate 503 reply), so a slow handler never blocks the receive loop.
+//   - Session.ReportProperties patches the twin's reported properties
+//     (shared/docs/iothub-fleet-protocol.md §1.3): "$iothub/twin/res/#" is
+//     subscribed lazily on the connection's first report, never as part of
+//     connecting, so a hub that refuses twins never delays method calls.
 //
 // A fresh paho client is built for every connection, so that no per-connection
 // state (inflight ids, stores, routes) outlives the connection it belongs to.

@@ -16,6 +16,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/methodd/methodd/iothub"
 )
 
 // fakeBroker is a raw TLS listener that speaks just enough MQTT for unit
@@ -37,7 +39,16 @@ type fakeConn struct {
 	pubs    chan *packets.PublishPacket // PUBLISHes from the client
 	subs    chan *packets.SubscribePacket
 	closed  chan struct{}
+
+	// Set before accept, read by the connection's goroutine after.
+	refuse map[string]bool // topic filters whose SUBACK return code is 0x80
+	twin   twinAnswer      // answers twin requests; nil answers none
 }
+
+// twinAnswer decides the hub's answer to one twin request: its status,
+// the $version of the response topic (0: none) and the body; ok false
+// sends no answer at all.
+type twinAnswer func(rid string, body []byte) (status int, version int64, answer []byte, ok bool)
 
 // newFakeBroker listens on 127.0.0.1:0 with a fresh self-signed certificate
 // for 127.0.0.1 and localhost.
@@ -157,12 +168,18 @@ func (fc *fakeConn) accept(b *fakeBroker, rc byte) {
 				sa := packets.NewControlPacket(packets.Suback).(*packets.SubackPacket)
 				sa.MessageID = p.MessageID
 				sa.ReturnCodes = make([]byte, len(p.Topics))
+				for i, topic := range p.Topics {
+					if fc.refuse[topic] {
+						sa.ReturnCodes[i] = 0x80
+					}
+				}
 				fc.write(sa)
 				fc.subs <- p
 			case *packets.PingreqPacket:
 				fc.write(packets.NewControlPacket(packets.Pingresp))
 			case *packets.PublishPacket:
 				fc.pubs <- p
+				fc.answerTwin(p)
 			case *packets.DisconnectPacket:
 				return
 			}
@@ -174,6 +191,20 @@ func (fc *fakeConn) write(p packets.ControlPacket) error {
 	fc.wmu.Lock()
 	defer fc.wmu.Unlock()
 	return p.Write(fc.conn)
+}
+
+// answerTwin answers p as fc.twin decides, if p is a twin request.
+func (fc *fakeConn) answerTwin(p *packets.PublishPacket) {
+	if fc.twin == nil || !iothub.IsTwinRequestTopic(p.TopicName) {
+		return
+	}
+	_, rid, _, err := iothub.ParseTwinRequestTopic(p.TopicName)
+	if err != nil {
+		return
+	}
+	if status, version, body, ok := fc.twin(rid, p.Payload); ok {
+		fc.request(iothub.TwinResponseTopic(status, rid, version), body)
+	}
 }
 
 // request publishes a method request to the client (QoS 0).

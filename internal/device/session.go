@@ -40,6 +40,8 @@ type Session struct {
 	closing  bool       // shutting down: new requests are refused
 	calls    sync.WaitGroup
 	handlers context.Context // parent of every handler's context
+
+	twin twinState // ReportProperties' connection, subscription and waiters
 }
 
 // New validates cfg, applies its defaults and returns a session that calls h
@@ -122,6 +124,7 @@ func (s *Session) loop(ctx context.Context) *conn {
 			}
 			continue
 		}
+		s.twin.setCurrent(next)
 		if renewal {
 			s.retire(cur)
 		}
