@@ -115,6 +115,7 @@ func (c *runCmd) Run(ctx context.Context, args []string) error {
 		Reload:         reload,
 		Getenv:         c.env.Getenv,
 		Logger:         logger,
+		Version:        moduleVersion(),
 		OnReady: func() {
 			if id.hub != nil { // straight to stderr, not batched: printed before READY=1
 				fmt.Fprintf(c.env.Stderr, "methodd run: %s is connected to the local hub; call it with: %s\n",

@@ -363,3 +363,21 @@ func (r *restartableHub) restart(ctx context.Context, t *testing.T) error {
 	}
 	return nil
 }
+
+// listeningTwinPair starts an SDK device for id that listens for desired
+// changes, and an SDK service that has read id's twin as "A".
+func (h *hubEnv) listeningTwinPair(ctx context.Context, t *testing.T, id string) (d, s *twinProc, err error) {
+	if d, _, err = h.readyTwinDevice(ctx, t, id, ""); err != nil {
+		return nil, nil, err
+	}
+	if _, err := d.ok(ctx, "twin.on('properties.desired')", twinCmd{Op: "listen"}); err != nil {
+		return nil, nil, err
+	}
+	if s, err = h.startTwinService(ctx, t); err != nil {
+		return nil, nil, err
+	}
+	if _, err := s.ok(ctx, "Registry.getTwin", twinCmd{Op: "getTwin", Device: id, As: "A"}); err != nil {
+		return nil, nil, err
+	}
+	return d, s, nil
+}

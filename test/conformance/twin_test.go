@@ -119,18 +119,8 @@ func twinReportedUpdateAndDelete(ctx context.Context, t *testing.T, h *hubEnv) e
 // the back end's twin shows after the update.
 func twinDesiredNotification(ctx context.Context, t *testing.T, h *hubEnv) error {
 	const id = "tw-desired"
-	d, _, err := h.readyTwinDevice(ctx, t, id, "")
+	d, s, err := h.listeningTwinPair(ctx, t, id)
 	if err != nil {
-		return err
-	}
-	if _, err := d.ok(ctx, "twin.on('properties.desired')", twinCmd{Op: "listen"}); err != nil {
-		return err
-	}
-	s, err := h.startTwinService(ctx, t)
-	if err != nil {
-		return err
-	}
-	if _, err := s.ok(ctx, "Registry.getTwin", twinCmd{Op: "getTwin", Device: id, As: "A"}); err != nil {
 		return err
 	}
 	before := d.desiredFromHub()
@@ -219,18 +209,8 @@ func twinServiceETag(ctx context.Context, t *testing.T, h *hubEnv) error {
 // after it.
 func twinTagsInvisibleToDevice(ctx context.Context, t *testing.T, h *hubEnv) error {
 	const id = "tw-tags"
-	d, _, err := h.readyTwinDevice(ctx, t, id, "")
+	d, s, err := h.listeningTwinPair(ctx, t, id)
 	if err != nil {
-		return err
-	}
-	if _, err := d.ok(ctx, "twin.on('properties.desired')", twinCmd{Op: "listen"}); err != nil {
-		return err
-	}
-	s, err := h.startTwinService(ctx, t)
-	if err != nil {
-		return err
-	}
-	if _, err := s.ok(ctx, "Registry.getTwin", twinCmd{Op: "getTwin", Device: id, As: "A"}); err != nil {
 		return err
 	}
 	before := d.desiredFromHub()
