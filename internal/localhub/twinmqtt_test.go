@@ -23,7 +23,7 @@ type twinMessage struct {
 
 // twinClient subscribes d to twin responses (and, with desired, to desired
 // changes) and returns what arrives there, in order.
-func twinClient(t *testing.T, d *device, desired bool) <-chan twinMessage {
+func twinClient(t testing.TB, d *device, desired bool) <-chan twinMessage {
 	t.Helper()
 	got := make(chan twinMessage, 64)
 	route := func(_ paho.Client, m paho.Message) { got <- twinMessage{m.Topic(), string(m.Payload())} }
@@ -42,7 +42,7 @@ func twinClient(t *testing.T, d *device, desired bool) <-chan twinMessage {
 }
 
 // next returns the next twin message, failing after waitFor.
-func next(t *testing.T, got <-chan twinMessage) twinMessage {
+func next(t testing.TB, got <-chan twinMessage) twinMessage {
 	t.Helper()
 	select {
 	case m := <-got:
@@ -54,7 +54,7 @@ func next(t *testing.T, got <-chan twinMessage) twinMessage {
 }
 
 // publish sends a twin request at QoS 0 as the Node SDK does.
-func publish(t *testing.T, d *device, topic, payload string) {
+func publish(t testing.TB, d *device, topic, payload string) {
 	t.Helper()
 	if tok := d.c.Publish(topic, 0, false, payload); !tok.WaitTimeout(waitFor) || tok.Error() != nil {
 		t.Fatalf("publish %s: %v", topic, tok.Error())
