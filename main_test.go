@@ -38,10 +38,12 @@ func smokeRunLocal(t *testing.T, bin string) {
 	dir := filepath.Join(t.TempDir(), "hub")
 	d := startProcess(t, bin, "run", "--local", "--config", "handlers.yaml.example", "--hub-dir", dir)
 	d.waitReady(t)
+	// The hint is written before READY=1, but it reaches d.out through a
+	// pipe that the notify socket may overtake.
 	hint := "call it with: methodd invoke --local --hub-dir " + dir + " dev-device ping\n"
-	if !strings.Contains(d.out.String(), hint) {
-		t.Errorf("run --local did not print how to call it (%q):\n%s", hint, d.out)
-	}
+	testkit.Eventually(t, 10*time.Second, "run --local to print how to call it: "+hint, func() bool {
+		return strings.Contains(d.out.String(), hint)
+	})
 	out, errOut, code := runMethodd(t, bin, "", "invoke", "--local", "--hub-dir", dir, "dev-device", "ping", `{"from":"smoke"}`)
 	if code != 0 || !strings.Contains(out, `"status":200`) || !strings.Contains(out, `"pong":true`) || !strings.Contains(out, `"echo":{"from":"smoke"}`) {
 		t.Errorf("invoke ping: exit %d\n%s%s", code, out, errOut)
