@@ -34,6 +34,7 @@ import (
 
 // fuzzYAML exercises expressions, params validation and a command.
 const fuzzYAML = `version: 1
+connection: {twin: false}  # the raw broker below speaks methods only
 defaults: {timeout: 5s, concurrency: 64}
 methods:
   echo:
