@@ -159,6 +159,35 @@ func TestRenewalAt80PercentOfTTL(t *testing.T) {
 	})
 }
 
+// TestRenewalFlushesTheOldConnection: before the renewal's CONNECT, the
+// session subscribes to methods again on the connection being replaced and
+// waits for the SUBACK: the hub reads a connection's packets in order, so
+// every reply written there has been read when the SUBACK comes back, and
+// the hub closes that connection as soon as the renewal connects.
+func TestRenewalFlushesTheOldConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newPipeBroker(t)
+		stop := startSession(t, pipeConfig(b), echo)
+		fc1 := b.next(t)
+		fc1.accept(b, 0)
+		fc1.waitSubscribed(t)
+
+		fc2 := b.nextWithin(t, DefaultSASTTL)
+		synctest.Wait()
+		select {
+		case s := <-fc1.subs:
+			if len(s.Topics) != 1 || s.Topics[0] != iothub.MethodsSubscription {
+				t.Errorf("flush SUBSCRIBE on the old connection: %v, want %s", s.Topics, iothub.MethodsSubscription)
+			}
+		default:
+			t.Error("the renewal connected without a SUBSCRIBE round trip on the old connection first")
+		}
+		fc2.accept(b, 0)
+		fc2.waitSubscribed(t)
+		stop()
+	})
+}
+
 // TestFixedTokenWarnsOnceBeforeExpiry: a SharedAccessSignature that expires
 // in 100 s cannot be renewed; the session warns once, with the expiry, at
 // exactly 80 % of its remaining lifetime, and does not reconnect.

@@ -30,6 +30,10 @@
 // Each request is tagged with the connection it arrived on; its reply is sent
 // on that connection, or, when that connection was retired by a planned SAS
 // renewal, on the connection that replaced it (the MQTT session is the same
-// and the hub still waits for the reply). A reply whose connection was lost
+// and the hub still waits for the reply). Before a renewal connects, replies
+// wait for the new connection and a SUBSCRIBE round trip on the old one
+// proves the hub has read every reply already written there: the hub closes
+// the old connection as soon as the new one connects, losing what it had
+// not read. A reply whose connection was lost
 // is dropped: the service has already failed that call.
 package device

@@ -103,6 +103,7 @@ func (s *Session) loop(ctx context.Context) *conn {
 		renewal := s.isUp(cur)
 		if renewal {
 			s.link(cur, next)
+			s.flush(ctx, cur)
 		}
 		s.emit(State{Kind: Connecting, Conn: id, Renewal: renewal})
 		cr, err := s.connect(ctx, next)
@@ -222,6 +223,19 @@ func (s *Session) await(ctx context.Context, tok mqtt.Token) error {
 		return ctx.Err()
 	case <-t.C:
 		return errors.New("timed out")
+	}
+}
+
+// flush makes sure the hub has read every reply written on c, which is
+// about to be replaced: c's replies now wait for its successor (link), and
+// a SUBSCRIBE round trip on c returns only once the hub has processed all
+// that c carried before it (it reads a connection's packets in order).
+// The hub closes c as soon as the successor connects, and what it had not
+// read yet would be lost with it. The methods filter is subscribed again,
+// which changes nothing at the hub; a failure is only logged.
+func (s *Session) flush(ctx context.Context, c *conn) {
+	if err := s.await(ctx, c.client.Subscribe(iothub.MethodsSubscription, 0, nil)); err != nil {
+		s.log.Debug("flush before renewal failed", logkey.Conn, c.id, logkey.Err, err)
 	}
 }
 
