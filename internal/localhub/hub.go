@@ -38,6 +38,7 @@ type Hub struct {
 	broker   *mqtt.Server
 	presence *presence
 	calls    *calls
+	jobs     *jobs // jobs v2 (jobs.go)
 	rid      atomic.Uint64
 	done     chan struct{} // closed by Close
 
@@ -91,6 +92,7 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		h.Close()
 		return nil, err
 	}
+	h.jobs.start()
 	h.log.Info("hub started", logkey.MQTTAddr, h.info.MQTTAddr, logkey.HTTPSAddr, h.info.HTTPSAddr,
 		logkey.WSAddr, h.info.WSAddr, logkey.Dir, opts.Dir, logkey.Devices, len(h.info.Devices))
 	return h, nil
@@ -131,7 +133,7 @@ func (h *Hub) prepareState() error {
 			return err
 		}
 	}
-	return nil
+	return h.openJobs()
 }
 
 // listen binds every listener and starts serving. On failure everything
@@ -303,6 +305,7 @@ func (h *Hub) Close() error {
 				h.httpSrv.Close()
 			}
 		}
+		h.jobs.close()
 		if h.broker != nil {
 			for _, cl := range h.broker.Clients.GetAll() {
 				cl.Stop(ErrShuttingDown) // just close, as MQTT 3.1.1 servers do

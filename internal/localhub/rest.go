@@ -74,6 +74,8 @@ func newRESTHandler(h *Hub) http.Handler {
 	a.route("/twins/{device}/modules/{module}/methods", a.fail, endpoint{http.MethodPost, a.invoke})
 	a.routeTwins()
 	a.routeRegistry()
+	a.routeQuery()
+	a.routeJobs()
 	// "/" catches every other path, so that ServeMux's plain-text 404
 	// never answers.
 	a.mux.HandleFunc("/", a.notFound)

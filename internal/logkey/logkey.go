@@ -67,4 +67,5 @@ const (
 	Listener          = "listener"          // the hub listener a client came through (mqtts or wss)
 	Keepalive         = "keepalive"         // an MQTT connection's keep-alive, in seconds
 	MethodsSubscribed = "methodsSubscribed" // whether a connection holds the methods subscription
+	JobID             = "jobId"             // a jobs v2 job id
 )
