@@ -2,6 +2,7 @@ package invoke
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -218,8 +219,10 @@ func (c *Client) post(ctx context.Context, url string, body []byte, limit time.D
 // outgoing is one HTTP request to the hub.
 type outgoing struct {
 	method, url string
-	body        []byte // nil: no body and no Content-Type
-	ifMatch     string // If-Match header value; "" sends none
+	body        []byte            // nil: no body and no Content-Type
+	ifMatch     string            // If-Match header value; "" sends none
+	header      map[string]string // further request headers (paging)
+	maxBody     int               // bound of the answer's body; 0: maxBodyBytes
 	limit       time.Duration
 }
 
@@ -228,11 +231,17 @@ type outgoing struct {
 // *iothub.Error, returned with the body and the answer's Retry-After.
 // Transport failures are returned as they are.
 func (c *Client) send(ctx context.Context, o outgoing) ([]byte, time.Duration, error) {
+	raw, _, retryAfter, err := c.exchange(ctx, o)
+	return raw, retryAfter, err
+}
+
+// exchange is send that also returns the answer's headers.
+func (c *Client) exchange(ctx context.Context, o outgoing) ([]byte, http.Header, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.limit)
 	defer cancel()
 	token, err := c.tokens.Token()
 	if err != nil {
-		return nil, 0, errors.New("cannot sign a token: SharedAccessKey is not valid base64")
+		return nil, nil, 0, errors.New("cannot sign a token: SharedAccessKey is not valid base64")
 	}
 	var body io.Reader
 	if o.body != nil {
@@ -240,7 +249,7 @@ func (c *Client) send(ctx context.Context, o outgoing) ([]byte, time.Duration, e
 	}
 	hreq, err := http.NewRequestWithContext(ctx, o.method, o.url, body)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	h := hreq.Header
 	h.Set("Authorization", token)
@@ -253,22 +262,26 @@ func (c *Client) send(ctx context.Context, o outgoing) ([]byte, time.Duration, e
 	h.Set("Accept", "application/json")
 	h.Set("Request-Id", iothub.NewRequestID())
 	h.Set("User-Agent", c.agent)
+	for k, v := range o.header {
+		h.Set(k, v)
+	}
 	resp, err := c.http.Do(hreq)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+	limit := cmp.Or(o.maxBody, maxBodyBytes)
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
-		return nil, 0, fmt.Errorf("read response: %w", err)
+		return nil, nil, 0, fmt.Errorf("read response: %w", err)
 	}
-	if len(raw) > maxBodyBytes {
-		return nil, 0, fmt.Errorf("response body larger than %d bytes", maxBodyBytes)
+	if len(raw) > limit {
+		return nil, nil, 0, fmt.Errorf("response body larger than %d bytes", limit)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return raw, retryAfterOf(resp), iothub.ParseError(resp.StatusCode, resp.Header.Get(iothub.ErrorCodeHeader), raw)
+		return raw, resp.Header, retryAfterOf(resp), iothub.ParseError(resp.StatusCode, resp.Header.Get(iothub.ErrorCodeHeader), raw)
 	}
-	return raw, 0, nil
+	return raw, resp.Header, 0, nil
 }
 
 // decodeResult parses a 200 body, keeping the payload bytes verbatim.
