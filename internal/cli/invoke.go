@@ -2,9 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/methodd/methodd/invoke"
@@ -13,6 +16,7 @@ import (
 
 const invokeUsage = `usage: methodd invoke [flags] DEVICE[/MODULE] METHOD [PAYLOAD]
        methodd invoke [flags] --devices-file FILE|- METHOD [PAYLOAD]
+       methodd invoke [flags] --where CONDITION METHOD [PAYLOAD]
 
 Calls a direct method through the IoT Hub service REST API and prints the
 hub's answer. PAYLOAD is JSON text, @FILE, or - (standard input); omitted, it
@@ -34,6 +38,14 @@ and one JSON line per device is printed as calls complete:
 line too when stderr is a terminal. Throttled (429) and unavailable (503)
 answers are retried with back-off; nothing else is retried.
 
+With --where the devices are those whose twins satisfy CONDITION, the WHERE
+part of a query (see methodd query -h; '*' is every device), asked of the hub
+once before the first call; then it is the --devices-file fan-out, with the
+same output and exit status. A condition the hub refuses (400, with the
+position in the query it names) and a condition no device satisfies are
+usage errors, as an empty devices file is. DEVICE, --devices-file and
+--where exclude each other.
+
 Exit status: 0 the device replied 2xx (fan-out: every device did); 1 a device
 replied another status (fan-out: any call did not succeed); 2 usage or input
 error; 3 device or module not found or not online (404001, 404010, 404103);
@@ -45,7 +57,8 @@ examples:
   methodd invoke dev-device reboot '{"delay": 5}'
   methodd invoke --timeout 60s gateway/edgeModule getLogs @request.json
   echo '[1,2,3]' | methodd invoke -o payload dev-device sum -
-  methodd invoke --devices-file fleet.txt --parallel 64 ping > results.jsonl`
+  methodd invoke --devices-file fleet.txt --parallel 64 ping > results.jsonl
+  methodd invoke --where "tags.site = 'berlin' AND properties.reported.fw < '2.0'" update @fw.json`
 
 // invokeCmd implements `methodd invoke`.
 type invokeCmd struct{ env Env }
@@ -57,6 +70,7 @@ type invokeFlags struct {
 	connectTimeout time.Duration
 	output         string
 	devicesFile    string
+	where          string // a query condition; "" when not given
 	parallel       int
 }
 
@@ -70,7 +84,14 @@ func (c *invokeCmd) Run(ctx context.Context, args []string) error {
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", 0, "how long the hub waits for an offline device to connect (0s..300s, whole seconds)")
 	fs.StringVar(&f.output, "o", "json", "output: json, pretty or payload")
 	fs.StringVar(&f.devicesFile, "devices-file", "", "call every device listed in FILE (- for standard input) instead of DEVICE")
-	fs.IntVar(&f.parallel, "parallel", 16, "calls in flight at once with --devices-file (1..1024)")
+	fs.Func("where", "call every device whose twin satisfies this query `CONDITION` (e.g. \"tags.site = 'a'\"; '*': all) instead of DEVICE", func(v string) error {
+		if strings.TrimSpace(v) == "" {
+			return errors.New("empty condition ('*' selects every device)")
+		}
+		f.where = v
+		return nil
+	})
+	fs.IntVar(&f.parallel, "parallel", 16, "calls in flight at once with --devices-file or --where (1..1024)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -83,6 +104,11 @@ func (c *invokeCmd) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer client.Close()
+	if f.where != "" {
+		if p.targets, err = whereTargets(ctx, client, f.where); err != nil {
+			return err
+		}
+	}
 	if p.targets != nil {
 		return c.fanOut(ctx, client, p, f.parallel)
 	}
@@ -103,7 +129,14 @@ func (c *invokeCmd) plan(f invokeFlags, args []string) (invokePlan, error) {
 	if err := checkInvokeFlags(f); err != nil {
 		return p, err
 	}
-	if f.devicesFile == "" {
+	switch {
+	case f.devicesFile != "" && f.where != "":
+		return p, usageError("invoke: --devices-file and --where exclude each other")
+	case f.where != "":
+		if len(args) < 1 || len(args) > 2 {
+			return p, usageError("invoke: with --where want METHOD [PAYLOAD], got %d arguments (no DEVICE: the query chooses the devices)", len(args))
+		}
+	case f.devicesFile == "":
 		if len(args) < 2 || len(args) > 3 {
 			return p, usageError("invoke: want DEVICE[/MODULE] METHOD [PAYLOAD], got %d arguments (flags go first; -h for help)", len(args))
 		}
@@ -112,7 +145,7 @@ func (c *invokeCmd) plan(f invokeFlags, args []string) (invokePlan, error) {
 			return p, usageError("invoke: %v", err)
 		}
 		p.target, args = t, args[1:]
-	} else if len(args) < 1 || len(args) > 2 {
+	case len(args) < 1 || len(args) > 2:
 		return p, usageError("invoke: with --devices-file want METHOD [PAYLOAD], got %d arguments", len(args))
 	}
 	if !iothub.ValidMethodName(args[0]) {
@@ -150,6 +183,8 @@ func checkInvokeFlags(f invokeFlags) error {
 		return usageError("invoke: -o %q: want json, pretty or payload", f.output)
 	case f.devicesFile != "" && f.output != "json":
 		return usageError("invoke: -o %s needs a single DEVICE; --devices-file prints JSON lines", f.output)
+	case f.where != "" && f.output != "json":
+		return usageError("invoke: -o %s needs a single DEVICE; --where prints JSON lines", f.output)
 	case f.parallel < 1 || f.parallel > 1024:
 		return usageError("invoke: --parallel %d: want 1 to 1024", f.parallel)
 	}
@@ -228,6 +263,28 @@ func readDevicesFile(name string, stdin io.Reader) ([]invoke.Target, error) {
 	}
 	if len(targets) == 0 {
 		return nil, usageError("invoke: --devices-file %s lists no devices", name)
+	}
+	return targets, nil
+}
+
+// whereTargets returns the devices whose twins satisfy the query condition
+// where ("*": every device), asked of the hub. A condition the hub refuses
+// (400) and one that no device satisfies are usage errors, as a bad or
+// empty devices file is; any other failure is a hub error (exit 5).
+func whereTargets(ctx context.Context, client *invoke.Client, where string) ([]invoke.Target, error) {
+	ids, err := client.QueryDeviceIDs(ctx, where)
+	var he *iothub.Error
+	switch {
+	case errors.As(err, &he) && he.HTTPStatus == http.StatusBadRequest:
+		return nil, usageError("invoke: --where: the hub refused the query %q: %v", invoke.WhereQuery(where), err)
+	case err != nil:
+		return nil, withExit(exitHubError, fmt.Errorf("invoke: --where: %w", err))
+	case len(ids) == 0:
+		return nil, usageError("invoke: --where %s matches no devices", where)
+	}
+	targets := make([]invoke.Target, len(ids))
+	for i, id := range ids {
+		targets[i] = invoke.Target{Device: id}
 	}
 	return targets, nil
 }

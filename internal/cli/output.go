@@ -105,3 +105,24 @@ func (p *progress) clear() {
 	fmt.Fprint(p.w, "\r\033[K")
 	p.shown = false
 }
+
+// printDocument writes a JSON document the hub returned (a twin, a job):
+// json compacts it to one line, pretty indents it; both end in a newline.
+// A document that is not JSON exits 5, a failed write 1.
+func printDocument(w io.Writer, cmd, what string, doc []byte, output string) error {
+	var b bytes.Buffer
+	var err error
+	if output == "pretty" {
+		err = json.Indent(&b, doc, "", "  ")
+	} else {
+		err = json.Compact(&b, doc)
+	}
+	if err != nil { // the client hands over JSON objects only
+		return withExit(exitHubError, fmt.Errorf("%s: the hub's %s document: %w", cmd, what, err))
+	}
+	b.WriteByte('\n')
+	if _, err := w.Write(b.Bytes()); err != nil {
+		return withExit(exitFailure, fmt.Errorf("%s: write the %s: %w", cmd, what, err))
+	}
+	return nil
+}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 
 	"github.com/methodd/methodd/internal/localhub"
+	"github.com/methodd/methodd/invoke"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -111,4 +112,23 @@ func trustedRoots(cmd string, h hubChoice, caFile string) (*x509.CertPool, error
 		}
 	}
 	return roots, nil
+}
+
+// serviceClient builds the REST client for the hub that the hub flags and
+// the environment name; a connection string that does not parse is a
+// usage error.
+func serviceClient(cmd string, f serviceFlags, getenv func(string) string) (*invoke.Client, error) {
+	hub, err := resolveHub(cmd, f, getenv)
+	if err != nil {
+		return nil, err
+	}
+	roots, err := trustedRoots(cmd, hub, f.caFile)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := invoke.NewClient(hub.cs, invoke.ClientOptions{RootCAs: roots, Addr: hub.addr, UserAgent: productToken()})
+	if err != nil {
+		return nil, usageError("%s: connection string (%s): %v", cmd, hub.source, err)
+	}
+	return cl, nil
 }

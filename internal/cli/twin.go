@@ -97,7 +97,7 @@ func (c *twinCmd) show(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	client, err := c.client(cmd, f.hub)
+	client, err := serviceClient(cmd, f.hub, c.env.Getenv)
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func (c *twinCmd) show(ctx context.Context, args []string) error {
 	if err != nil {
 		return twinExit(err)
 	}
-	return c.print(cmd, doc, f.output)
+	return printDocument(c.env.Stdout, cmd, "twin", doc, f.output)
 }
 
 // update implements `methodd twin update`.
@@ -122,7 +122,7 @@ func (c *twinCmd) update(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	client, err := c.client(cmd, f.hub)
+	client, err := serviceClient(cmd, f.hub, c.env.Getenv)
 	if err != nil {
 		return err
 	}
@@ -131,7 +131,7 @@ func (c *twinCmd) update(ctx context.Context, args []string) error {
 	if err != nil {
 		return twinExit(err)
 	}
-	return c.print(cmd, doc, f.output)
+	return printDocument(c.env.Stdout, cmd, "twin", doc, f.output)
 }
 
 // flagSet returns the flag set of a twin subcommand with the flags both
@@ -292,44 +292,6 @@ func jsonKind(b []byte) string {
 	default:
 		return "a number"
 	}
-}
-
-// client builds the REST client for the hub the hub flags and the
-// environment name, as invoke does.
-func (c *twinCmd) client(cmd string, f serviceFlags) (*invoke.Client, error) {
-	hub, err := resolveHub(cmd, f, c.env.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	roots, err := trustedRoots(cmd, hub, f.caFile)
-	if err != nil {
-		return nil, err
-	}
-	cl, err := invoke.NewClient(hub.cs, invoke.ClientOptions{RootCAs: roots, Addr: hub.addr, UserAgent: productToken()})
-	if err != nil {
-		return nil, usageError("%s: connection string (%s): %v", cmd, hub.source, err)
-	}
-	return cl, nil
-}
-
-// print writes the twin document: json compacts it to one line, pretty
-// indents it; both end in a newline. A failed write exits 1.
-func (c *twinCmd) print(cmd string, doc []byte, output string) error {
-	var b bytes.Buffer
-	var err error
-	if output == "pretty" {
-		err = json.Indent(&b, doc, "", "  ")
-	} else {
-		err = json.Compact(&b, doc)
-	}
-	if err != nil { // the client hands over JSON objects only
-		return withExit(exitHubError, fmt.Errorf("%s: the hub's twin document: %w", cmd, err))
-	}
-	b.WriteByte('\n')
-	if _, err := c.env.Stdout.Write(b.Bytes()); err != nil {
-		return withExit(exitFailure, fmt.Errorf("%s: write the twin: %w", cmd, err))
-	}
-	return nil
 }
 
 // twinExit maps an error of GetTwin or UpdateTwin to the exit code (see
