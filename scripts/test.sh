@@ -40,7 +40,8 @@ step "fuzz (short runs)"
 # coordinator can report "context deadline exceeded" at the deadline on a
 # loaded machine, with no failing input (golang/go#75804, fixed in Go 1.27).
 # 50000 runs takes 1-20 s per target here (5 s gave the slowest ~16000).
-for target in $(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' --exclude-dir=node_modules . | sed 's/^func //' | sort -u); do
-  pkg=$(grep -rlE "^func ${target}\(" --include='*_test.go' --exclude-dir=node_modules . | head -n1 | xargs dirname)
+# Every (package, target) pair: two packages may name a target alike.
+while read -r pkg target; do
   go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME:-50000x}" -timeout=5m "$pkg"
-done
+done < <(grep -rHoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' --exclude-dir=node_modules . |
+  sed -E 's#^(.*)/[^/]+:func (Fuzz[A-Za-z0-9_]+)$#\1 \2#' | sort -u)
