@@ -6,8 +6,9 @@
 // /twins/{d}[/modules/{m}] and the registry (PUT/GET/DELETE
 // /devices/{d}[/modules/{m}]).
 //
-// State lives in the state directory and survives restarts: the registry
-// (registry.json), one file per twin (twins/), the subscriptions of
+// State lives in the state directory and survives restarts: the policy
+// keys (registry.json), one file per identity (identities/) and per twin
+// (twins/) and per job (jobs/), the subscriptions of
 // persistent sessions (sessions.json), the CA and server certificate. Every
 // file is written atomically; a corrupt one stops Start with its path and
 // is never reset.

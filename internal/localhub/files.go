@@ -8,7 +8,8 @@ import (
 )
 
 // State-directory file names. Everything in the directory is written with
-// mode 0600; the directory itself is created with mode 0700.
+// mode 0600; the directory itself and its folders are created with mode
+// 0700.
 const (
 	infoFile       = "hub.json"
 	registryFile   = "registry.json"
@@ -17,6 +18,13 @@ const (
 	serverCertFile = "server.pem"
 	serverKeyFile  = "server-key.pem"
 )
+
+// identitiesDir is the state-directory folder of the registry's
+// identities: one file per device or module, named by its path-escaped
+// client id ("dev.json", "dev%2Fmod.json") and written atomically, so that
+// a registry change writes one small file whatever the registry's size.
+// registry.json keeps the shared access policies only.
+const identitiesDir = "identities"
 
 // writeFileAtomic writes data to path through a temporary file in the same
 // directory and a rename, so that readers see either the old or the new

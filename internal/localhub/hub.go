@@ -45,8 +45,10 @@ type Hub struct {
 	httpSrv *http.Server
 	serveWG sync.WaitGroup
 
-	infoMu sync.Mutex // serialises Info updates and hub.json writes
-	info   Info
+	infoMu    sync.Mutex // serialises Info updates and hub.json writes
+	info      Info       // as last written to hub.json
+	infoDirty atomic.Bool
+	infoW     *infoWriter // coalesced hub.json rewrites (info_writer.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -95,6 +97,7 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	h.jobs.start()
 	h.log.Info("hub started", logkey.MQTTAddr, h.info.MQTTAddr, logkey.HTTPSAddr, h.info.HTTPSAddr,
 		logkey.WSAddr, h.info.WSAddr, logkey.Dir, opts.Dir, logkey.Devices, len(h.info.Devices))
+	h.startInfoWriter()
 	return h, nil
 }
 
@@ -104,7 +107,8 @@ func (h *Hub) prepareState() error {
 	if err := ensureDir(h.opts.Dir); err != nil {
 		return err
 	}
-	reg, err := openRegistry(h.opts.Dir, h.opts.Now())
+	h.infoW = newInfoWriter() // before the REST API serves: refreshInfo uses it
+	reg, err := openRegistry(h.opts.Dir, h.opts.Now(), h.log)
 	if err != nil {
 		return err
 	}
@@ -234,16 +238,12 @@ func (h *Hub) startREST(ln net.Listener, tlsConf *tls.Config) {
 	}()
 }
 
-// Info returns the content of hub.json (a copy).
+// Info returns the hub's current Info: what hub.json holds, or (after a
+// registry REST change, for at most about half a second) will hold.
 func (h *Hub) Info() Info {
 	h.infoMu.Lock()
 	defer h.infoMu.Unlock()
-	info := h.info
-	info.Devices = make(map[string]string, len(h.info.Devices))
-	for k, v := range h.info.Devices {
-		info.Devices[k] = v
-	}
-	return info
+	return h.currentInfoLocked()
 }
 
 // AddDevice registers device (or device/module when module is set; the
@@ -265,35 +265,9 @@ func (h *Hub) AddDevice(id, module string) (string, error) {
 	return h.Info().Devices[iothub.ClientID(id, module)], nil
 }
 
-// writeInfo refreshes the device strings and writes hub.json atomically.
-func (h *Hub) writeInfo() error {
-	h.infoMu.Lock()
-	defer h.infoMu.Unlock()
-	_, mqttPort, _ := net.SplitHostPort(h.info.MQTTAddr)
-	_, httpsPort, _ := net.SplitHostPort(h.info.HTTPSAddr)
-	ownerKey, _ := h.reg.policyKey(policyOwner)
-	h.info.ServiceConnectionString = iothub.ConnectionString{
-		HostName:            HostName + ":" + httpsPort,
-		SharedAccessKeyName: policyOwner,
-		SharedAccessKey:     ownerKey,
-	}.String()
-	ids := h.reg.identities()
-	h.info.Devices = make(map[string]string, len(ids))
-	for id, key := range ids {
-		d, m := iothub.SplitClientID(id)
-		h.info.Devices[id] = iothub.ConnectionString{
-			HostName:        HostName,
-			DeviceID:        d,
-			ModuleID:        m,
-			SharedAccessKey: key,
-			GatewayHostName: HostName + ":" + mqttPort,
-		}.String()
-	}
-	return writeJSONAtomic(filepath.Join(h.opts.Dir, infoFile), h.info)
-}
-
 // Close stops the listeners, disconnects every client (EventDisconnected
-// with ErrShuttingDown) and fails pending calls (503001). It is idempotent
+// with ErrShuttingDown), fails pending calls (503001) and writes hub.json
+// when a registry change has not reached it yet. It is idempotent
 // and returns the first Close's result.
 func (h *Hub) Close() error {
 	h.closeOnce.Do(func() {
@@ -311,6 +285,12 @@ func (h *Hub) Close() error {
 				cl.Stop(ErrShuttingDown) // just close, as MQTT 3.1.1 servers do
 			}
 			h.closeErr = h.broker.Close()
+		}
+		if err := h.stopInfoWriter(); err != nil { // after the REST API: no change is left to write
+			h.log.Error("hub.json not rewritten", logkey.Err, err)
+			if h.closeErr == nil {
+				h.closeErr = err
+			}
 		}
 		h.presence.stopTimers()
 		h.serveWG.Wait()

@@ -7,16 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"maps"
-	"os"
-	"path/filepath"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/methodd/methodd/internal/logkey"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -44,7 +42,7 @@ var (
 	ErrIdentityDeleted  = errors.New("identity was deleted from the registry")
 )
 
-// identity is one registered device or module as registry.json keeps it.
+// identity is one registered device or module as its file keeps it.
 type identity struct {
 	PrimaryKey        string    `json:"primaryKey"`
 	SecondaryKey      string    `json:"secondaryKey"`
@@ -62,79 +60,30 @@ func (id identity) etag() string {
 	return base64.StdEncoding.EncodeToString([]byte(strconv.FormatUint(id.ETagCounter, 10)))
 }
 
-// registryDoc is the persisted registry (registry.json).
+// registryDoc is the registry in memory: registry.json's policies and
+// the identities of the identities folder (registry_files.go).
 type registryDoc struct {
-	Policies   map[string]string    `json:"policies"`   // policy name → base64 key
-	Identities map[string]*identity `json:"identities"` // "dev" or "dev/mod"
+	Policies   map[string]string    // policy name → base64 key
+	Identities map[string]*identity // "dev" or "dev/mod"
 }
 
 // registry holds identities and policy keys; it is safe for concurrent use
-// and persists every change to its file before reporting success. On a
-// failed write memory is rolled back, so that it never differs from disk.
+// and persists every change to its file before reporting success: a change
+// writes (or removes) the files of the identities it touches, never the
+// whole registry. On a failed write memory is left as it was, so that it
+// never differs from disk.
+//
+// Changes take the lock of their device (lockDevice), which covers the
+// device and its modules, and write their files under it; mu guards doc
+// (memory) only, held for no file operation, so that changes to distinct
+// devices write in parallel and readers never wait for a disk.
 type registry struct {
-	path string
-	mu   sync.RWMutex
-	doc  registryDoc
-}
-
-// openRegistry loads dir/registry.json or creates it with fresh policy
-// keys. An identity in the format before secondary keys (its value a base64
-// key) is migrated: that key becomes the primary one, a secondary one is
-// generated, and the file is rewritten. A file that cannot be parsed is an
-// error naming it; it is never reset.
-func openRegistry(dir string, now time.Time) (*registry, error) {
-	r := &registry{path: filepath.Join(dir, registryFile)}
-	b, err := os.ReadFile(r.path)
-	changed := false
-	switch {
-	case err == nil:
-		if changed, err = r.load(b, now); err != nil {
-			return nil, fmt.Errorf("registry file %s is corrupt (move it away to start an empty registry; devices then need new keys): %w", r.path, err)
-		}
-	case errors.Is(err, fs.ErrNotExist):
-		changed = true
-		r.doc = registryDoc{Policies: map[string]string{}, Identities: map[string]*identity{}}
-	default:
-		return nil, fmt.Errorf("registry: %w", err)
-	}
-	for _, p := range []string{policyOwner, policyService} {
-		if _, ok := r.doc.Policies[p]; !ok {
-			r.doc.Policies[p] = newKey()
-			changed = true
-		}
-	}
-	if changed {
-		if err := writeJSONAtomic(r.path, r.doc); err != nil {
-			return nil, err
-		}
-	}
-	return r, nil
-}
-
-// load parses registry.json in either format and reports whether it
-// migrated anything.
-func (r *registry) load(b []byte, now time.Time) (bool, error) {
-	var raw struct {
-		Policies   map[string]string          `json:"policies"`
-		Identities map[string]json.RawMessage `json:"identities"`
-	}
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return false, err
-	}
-	r.doc = registryDoc{Policies: raw.Policies, Identities: make(map[string]*identity, len(raw.Identities))}
-	if r.doc.Policies == nil {
-		r.doc.Policies = map[string]string{}
-	}
-	migrated := false
-	for id, v := range raw.Identities {
-		ident, old, err := decodeIdentity(v, now)
-		if err != nil {
-			return false, fmt.Errorf("identity %q: %w", id, err)
-		}
-		migrated = migrated || old
-		r.doc.Identities[id] = ident
-	}
-	return migrated, nil
+	path    string // registry.json
+	dir     string // identitiesDir
+	log     *slog.Logger
+	devLock keyedMutex
+	mu      sync.RWMutex
+	doc     registryDoc
 }
 
 // decodeIdentity reads one identity: an object, or (old format, reported
@@ -226,27 +175,20 @@ func (r *registry) add(device, module string, now time.Time) error {
 	if !validIdentityPart(device) || (module != "" && !validIdentityPart(module)) {
 		return fmt.Errorf("register %q: %s", iothub.ClientID(device, module), idRule)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.lockDevice(device)()
 	ids := []string{device}
 	if module != "" {
 		ids = append(ids, iothub.ClientID(device, module))
 	}
-	var added []string
-	for _, id := range ids {
-		if _, ok := r.doc.Identities[id]; !ok {
-			r.doc.Identities[id] = &identity{PrimaryKey: newKey(), SecondaryKey: newKey(), GenerationID: newGenerationID(now)}
-			added = append(added, id)
+	for _, id := range ids { // the device first: a module file never precedes its device's
+		if _, ok := r.lookup(id); ok {
+			continue
 		}
-	}
-	if len(added) == 0 {
-		return nil
-	}
-	if err := writeJSONAtomic(r.path, r.doc); err != nil {
-		for _, id := range added { // keep memory and disk in step
-			delete(r.doc.Identities, id)
+		ident := &identity{PrimaryKey: newKey(), SecondaryKey: newKey(), GenerationID: newGenerationID(now)}
+		if err := r.writeIdentity(id, ident); err != nil {
+			return err // memory keeps what is on disk: the device when only the module failed
 		}
-		return err
+		r.set(id, ident)
 	}
 	return nil
 }
@@ -270,12 +212,11 @@ type identitySpec struct {
 // or the write's error, with the registry unchanged.
 func (r *registry) put(clientID string, spec identitySpec, ifMatch string, now time.Time) (identity, bool, error) {
 	device, module := iothub.SplitClientID(clientID)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.doc.Identities[device]; module != "" && !ok {
+	defer r.lockDevice(device)()
+	if _, ok := r.lookup(device); module != "" && !ok {
 		return identity{}, false, errDeviceNotFound(device)
 	}
-	old, exists := r.doc.Identities[clientID]
+	old, exists := r.lookup(clientID)
 	switch {
 	case !exists && ifMatch != "" && ifMatch != "*":
 		return identity{}, false, errIdentityNotFound(clientID)
@@ -286,20 +227,14 @@ func (r *registry) put(clientID string, spec identitySpec, ifMatch string, now t
 	}
 	next := &identity{GenerationID: newGenerationID(now), PrimaryKey: newKey(), SecondaryKey: newKey(), Status: statusEnabled}
 	if exists {
-		c := *old
-		next = &c
+		next = &old // a copy: stored identities are never modified
 		next.ETagCounter++
 	}
 	applySpec(next, spec, module != "", now, exists)
-	r.doc.Identities[clientID] = next
-	if err := writeJSONAtomic(r.path, r.doc); err != nil {
-		if exists { // keep memory and disk in step
-			r.doc.Identities[clientID] = old
-		} else {
-			delete(r.doc.Identities, clientID)
-		}
-		return identity{}, false, err
+	if err := r.writeIdentity(clientID, next); err != nil {
+		return identity{}, false, err // memory unchanged, as the file is
 	}
+	r.set(clientID, next)
 	return *next, !exists, nil
 }
 
@@ -339,34 +274,49 @@ func cmpOr(s, def string) string {
 // error, with the registry unchanged.
 func (r *registry) remove(clientID, ifMatch string) ([]string, error) {
 	device, module := iothub.SplitClientID(clientID)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.doc.Identities[device]; !ok {
+	defer r.lockDevice(device)()
+	if _, ok := r.lookup(device); !ok {
 		return nil, errDeviceNotFound(device)
 	}
-	old, ok := r.doc.Identities[clientID]
+	old, ok := r.lookup(clientID)
 	if !ok {
 		return nil, errIdentityNotFound(clientID)
 	}
 	if ifMatch != "" && ifMatch != "*" && ifMatch != old.etag() {
 		return nil, errEtagMismatch(clientID, ifMatch, old.etag())
 	}
-	removed := map[string]*identity{clientID: old}
+	// The identity's own file goes first: its removal is the delete. A
+	// device's module files follow; one left behind (a crash, an error) is
+	// an orphan the next open removes.
+	if err := r.removeIdentityFile(clientID); err != nil {
+		return nil, err // memory unchanged, as the file is
+	}
+	r.mu.Lock()
+	delete(r.doc.Identities, clientID)
+	removed := []string{clientID}
 	if module == "" {
-		for id, ident := range r.doc.Identities {
+		for id := range r.doc.Identities {
 			if strings.HasPrefix(id, device+"/") {
-				removed[id] = ident
+				removed = append(removed, id)
+				delete(r.doc.Identities, id)
 			}
 		}
 	}
-	for id := range removed {
-		delete(r.doc.Identities, id)
+	r.mu.Unlock()
+	for _, id := range removed[1:] {
+		if err := r.removeIdentityFile(id); err != nil {
+			r.log.Error("registry: file of a deleted module not removed (removed at the next start)", logkey.ClientID, id, logkey.Err, err)
+		}
 	}
-	if err := writeJSONAtomic(r.path, r.doc); err != nil {
-		maps.Copy(r.doc.Identities, removed) // keep memory and disk in step
-		return nil, err
-	}
-	return slices.Sorted(maps.Keys(removed)), nil
+	slices.Sort(removed)
+	return removed, nil
+}
+
+// set stores identity clientID in memory (its file is written).
+func (r *registry) set(clientID string, id *identity) {
+	r.mu.Lock()
+	r.doc.Identities[clientID] = id
+	r.mu.Unlock()
 }
 
 // lookup returns a copy of identity clientID.
@@ -470,4 +420,42 @@ func errAlreadyExists(device, module string) error {
 // errEtagMismatch is 412001 for an If-Match that names another etag.
 func errEtagMismatch(clientID, got, current string) error {
 	return iothub.NewError(iothub.CodePreconditionFailed, "Precondition failed: etag "+got+" does not match the current etag "+current+" of "+clientID+".")
+}
+
+// keyedMutex is a set of mutexes named by string, each existing while it
+// is held or waited for.
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*keyedEntry
+}
+
+type keyedEntry struct {
+	mu    sync.Mutex
+	users int // holders and waiters
+}
+
+// lockDevice locks device's identities (the device and its modules) for
+// a change and returns the unlock.
+func (r *registry) lockDevice(device string) func() {
+	k := &r.devLock
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*keyedEntry{}
+	}
+	e := k.m[device]
+	if e == nil {
+		e = &keyedEntry{}
+		k.m[device] = e
+	}
+	e.users++
+	k.mu.Unlock()
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		k.mu.Lock()
+		if e.users--; e.users == 0 {
+			delete(k.m, device)
+		}
+		k.mu.Unlock()
+	}
 }

@@ -243,7 +243,8 @@ func deref(s *string) string {
 // putIdentity creates or updates identity clientID (registry.put) and
 // keeps the rest of the hub in step: a new identity gets its twin (or the
 // create is undone), a disabled device loses its live connections and
-// those of its modules, and hub.json is rewritten. The error is put's.
+// those of its modules, and hub.json is rewritten (soon: refreshInfo).
+// The error is put's.
 func (h *Hub) putIdentity(clientID string, spec identitySpec, ifMatch string) (identity, error) {
 	id, created, err := h.reg.put(clientID, spec, ifMatch, h.opts.Now())
 	if err != nil {
@@ -269,7 +270,7 @@ func (h *Hub) putIdentity(clientID string, spec identitySpec, ifMatch string) (i
 
 // deleteIdentity removes identity clientID (with a device, its modules),
 // their twins and live connections, forgets their persistent sessions and
-// rewrites hub.json. The error is registry.remove's.
+// has hub.json rewritten (soon: refreshInfo). The error is registry.remove's.
 func (h *Hub) deleteIdentity(clientID, ifMatch string) error {
 	removed, err := h.reg.remove(clientID, ifMatch)
 	if err != nil {
@@ -320,13 +321,13 @@ func (h *Hub) endSession(clientID string, cause error, forget bool) {
 	}
 }
 
-// refreshInfo rewrites hub.json after a registry change. A failure is
-// logged: the registry is the truth, hub.json is written again at the next
-// change or start.
+// refreshInfo has hub.json rewritten after a registry change, by the
+// background writer (info_writer.go): a burst of changes rewrites it about
+// twice a second, not once per change. A failed write is logged: the
+// registry is the truth, hub.json is written again at the next change,
+// Close or start.
 func (h *Hub) refreshInfo() {
-	if err := h.writeInfo(); err != nil {
-		h.log.Error("hub.json not rewritten", logkey.Err, err)
-	}
+	h.markInfoDirty()
 }
 
 // Registry JSON shapes, as the real service returns them.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,7 +20,7 @@ import (
 )
 
 // TestStateDir: hub.json is written atomically (no temp files left), equals
-// Info, and every file is 0600 in a 0700 directory.
+// Info, and every file is 0600 in 0700 directories.
 func TestStateDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state", "hub")
 	th := startHub(t, localhub.Options{Dir: dir})
@@ -71,23 +72,33 @@ func checkModes(t *testing.T, dir string) {
 	if st.Mode().Perm() != 0o700 {
 		t.Errorf("dir mode %v, want 0700", st.Mode().Perm())
 	}
-	entries, _ := os.ReadDir(dir)
 	names := []string{}
-	for _, e := range entries {
-		names = append(names, e.Name())
-		fi, _ := e.Info()
+	err = filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+		if err != nil || path == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		names = append(names, rel)
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
 		want := os.FileMode(0o600)
-		if fi.IsDir() { // the twins folder
+		if fi.IsDir() { // the twins and identities folders
 			want = 0o700
 		}
 		if fi.Mode().Perm() != want {
-			t.Errorf("%s mode %v, want %v", e.Name(), fi.Mode().Perm(), want)
+			t.Errorf("%s mode %v, want %v", rel, fi.Mode().Perm(), want)
 		}
 		if strings.Contains(e.Name(), ".tmp") {
-			t.Errorf("temporary file %s left behind", e.Name())
+			t.Errorf("temporary file %s left behind", rel)
 		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, want := range []string{"hub.json", "registry.json", "ca.pem", "ca-key.pem", "server.pem", "server-key.pem"} {
+	for _, want := range []string{"hub.json", "registry.json", "ca.pem", "ca-key.pem", "server.pem", "server-key.pem", "identities/dev1.json"} {
 		if _, err := os.Stat(filepath.Join(dir, want)); err != nil {
 			t.Errorf("missing %s (have %v)", want, names)
 		}
@@ -243,6 +254,48 @@ func readJSONFile(t testing.TB, path string, v any) {
 	}
 }
 
+// registryPolicies is registry.json as the hub writes it: the policies
+// only, its identities in identities/.
+type registryPolicies struct {
+	Policies   map[string]string
+	Identities map[string]json.RawMessage // none
+}
+
+// readPolicies reads dir/registry.json and checks that it holds no
+// identities.
+func readPolicies(t testing.TB, dir string) registryPolicies {
+	t.Helper()
+	var reg registryPolicies
+	readJSONFile(t, filepath.Join(dir, "registry.json"), &reg)
+	if reg.Identities != nil {
+		t.Errorf("registry.json still holds identities: %v", reg.Identities)
+	}
+	return reg
+}
+
+// identityFile is an identity as its file in identities/ keeps it.
+type identityFile struct {
+	PrimaryKey, SecondaryKey string
+	Status, StatusReason     string
+	StatusUpdatedTime        string
+	GenerationID             string
+	ETag                     uint64
+	ManagedBy                string
+}
+
+// identityPath is the file of identity clientID in state dir dir.
+func identityPath(dir, clientID string) string {
+	return filepath.Join(dir, "identities", url.PathEscape(clientID)+".json")
+}
+
+// readIdentityFile reads the file of identity clientID in state dir dir.
+func readIdentityFile(t testing.TB, dir, clientID string) identityFile {
+	t.Helper()
+	var id identityFile
+	readJSONFile(t, identityPath(dir, clientID), &id)
+	return id
+}
+
 // oldRegistry is a registry.json as hubs wrote it before secondary keys:
 // each identity's value is its key.
 const oldRegistry = `{
@@ -259,8 +312,9 @@ const oldRegistry = `{
 `
 
 // TestRegistryMigration: an old-format registry keeps its keys as primary
-// keys, gains secondary keys and is rewritten in the new format; both keys
-// sign connections.
+// keys, gains secondary keys and is rewritten in the new format (one file
+// per identity, registry.json with the policies only); both keys sign
+// connections.
 func TestRegistryMigration(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "registry.json"), []byte(oldRegistry), 0o600); err != nil {
@@ -272,18 +326,12 @@ func TestRegistryMigration(t *testing.T) {
 		"edge":      "ZWRnZWtleWVkZ2VrZXllZGdla2V5ZWRnZWtleWVkZ2U=",
 		"edge/mod1": "bW9kMWtleW1vZDFrZXltb2Qxa2V5bW9kMWtleW1vZDE=",
 	}
-	var reg struct {
-		Policies   map[string]string
-		Identities map[string]struct {
-			PrimaryKey, SecondaryKey, GenerationID string
-		}
-	}
-	readJSONFile(t, filepath.Join(dir, "registry.json"), &reg)
+	reg := readPolicies(t, dir)
 	if reg.Policies["iothubowner"] != "b3duZXJrZXlvd25lcmtleW93bmVya2V5b3duZXJrZXk=" {
 		t.Errorf("policies changed: %v", reg.Policies)
 	}
 	for id, key := range old {
-		got := reg.Identities[id]
+		got := readIdentityFile(t, dir, id)
 		if got.PrimaryKey != key || got.SecondaryKey == "" || got.SecondaryKey == key || got.GenerationID == "" {
 			t.Errorf("migrated %s: %+v, want primary %s and a new secondary key", id, got, key)
 		}

@@ -91,18 +91,28 @@ func (s *twinStore) entry(clientID string) *twinEntry {
 }
 
 // ensure gives clientID a new twin created at now unless it has one, and
-// persists it. It is idempotent.
+// persists it. It is idempotent. The store's lock is not held during the
+// write, so that creates of different identities write in parallel; the
+// new entry's own lock is, so nobody reads it before it is on disk.
 func (s *twinStore) ensure(clientID string, now time.Time) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if _, ok := s.m[clientID]; ok {
+		s.mu.Unlock()
 		return nil
 	}
-	t := twindoc.New(now)
-	if err := s.write(clientID, t); err != nil {
+	e := &twinEntry{twin: twindoc.New(now)}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s.m[clientID] = e
+	s.mu.Unlock()
+	if err := s.write(clientID, e.twin); err != nil {
+		s.mu.Lock()
+		if s.m[clientID] == e {
+			delete(s.m, clientID)
+		}
+		s.mu.Unlock()
 		return err
 	}
-	s.m[clientID] = &twinEntry{twin: t}
 	return nil
 }
 
@@ -145,6 +155,9 @@ func (s *twinStore) read(clientID string, f func(*twindoc.Twin) error) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if s.entry(clientID) != e { // its creation failed, or it was deleted meanwhile
+		return errNoTwin(clientID)
+	}
 	return f(e.twin)
 }
 
