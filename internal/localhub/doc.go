@@ -9,7 +9,7 @@
 // State lives in the state directory and survives restarts: the policy
 // keys (registry.json), one file per identity (identities/) and per twin
 // (twins/) and per job (jobs/), the subscriptions of
-// persistent sessions (sessions.json), the CA and server certificate. Every
+// persistent sessions (sessions/), the CA and server certificate. Every
 // file is written atomically; a corrupt one stops Start with its path and
 // is never reset.
 //
@@ -51,7 +51,7 @@
 //     Java v2's expected-version property (&$version=) is ignored. Desired
 //     changes reach only a live connection holding the desired filter;
 //     nothing is queued for offline devices (as the real hub). Persistent
-//     sessions' subscriptions are saved in sessions.json and restored to a
+//     sessions' subscriptions are saved in sessions/ and restored to a
 //     clean-session-0 connection after a hub restart, whose CONNACK then
 //     says session present. Anything else, QoS 2 publishes and malformed reply topics
 //     close the connection. Keep-alive 0 or above 1177 s is capped at 1177 s.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,11 +16,13 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// sessionsFile holds the subscriptions of persistent (clean session 0)
-// sessions, so that they outlive a hub restart as they outlive a
-// reconnect: the Node SDK never subscribes to the twin topics again after
-// its first time (fleet reference §1.6 item 4).
-const sessionsFile = "sessions.json"
+// sessionsDir holds the subscriptions of persistent (clean session 0)
+// sessions, one file per client id (the escaped id, as twins/ names
+// them), so that they outlive a hub restart as they outlive a reconnect:
+// the Node SDK never subscribes to the twin topics again after its first
+// time (fleet reference §1.6 item 4). A file per client keeps a connect's
+// write small however many devices the hub has.
+const sessionsDir = "sessions"
 
 // savedSub is one persisted subscription.
 type savedSub struct {
@@ -28,33 +31,63 @@ type savedSub struct {
 }
 
 // sessionStore persists the subscriptions of every persistent session and
-// remembers which connections had theirs restored from it.
+// remembers which connections had theirs restored from it. Changes of one
+// client id are serialised by that id's lock (locks); mu guards the maps
+// only, never a write.
 type sessionStore struct {
-	path     string
+	dir      string
+	locks    sync.Map // client id → *sync.Mutex
 	mu       sync.Mutex
 	subs     map[string][]savedSub // client id → filters, sorted
 	restored map[*mqtt.Client]bool // connections given saved subscriptions
 }
 
-// openSessions reads dir/sessions.json; a missing file is an empty store, a
-// corrupt one an error naming it.
+// openSessions reads dir/sessions/; a missing directory is an empty store,
+// a corrupt file an error naming it.
 func openSessions(dir string) (*sessionStore, error) {
-	s := &sessionStore{path: filepath.Join(dir, sessionsFile), subs: map[string][]savedSub{}, restored: map[*mqtt.Client]bool{}}
-	b, err := os.ReadFile(s.path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return s, nil
-	case err != nil:
+	s := &sessionStore{dir: filepath.Join(dir, sessionsDir), subs: map[string][]savedSub{}, restored: map[*mqtt.Client]bool{}}
+	if err := ensureDir(s.dir); err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
 		return nil, fmt.Errorf("sessions: %w", err)
 	}
-	if err := json.Unmarshal(b, &s.subs); err != nil {
-		return nil, fmt.Errorf("sessions file %s is corrupt (move it away to forget persistent sessions): %w", s.path, err)
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || !e.Type().IsRegular() {
+			continue // temporary files of an interrupted write
+		}
+		path := filepath.Join(s.dir, e.Name())
+		id, err := url.PathUnescape(name)
+		if err != nil {
+			return nil, fmt.Errorf("session file %s: name is not an escaped client id", path)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("sessions: %w", err)
+		}
+		var subs []savedSub
+		if err := json.Unmarshal(b, &subs); err != nil {
+			return nil, fmt.Errorf("session file %s is corrupt (move it away to forget that persistent session): %w", path, err)
+		}
+		s.subs[id] = subs
 	}
 	return s, nil
 }
 
-// saveLocked writes the store. Callers hold s.mu.
-func (s *sessionStore) saveLocked() error { return writeJSONAtomic(s.path, s.subs) }
+// path is clientID's session file.
+func (s *sessionStore) path(clientID string) string {
+	return filepath.Join(s.dir, url.PathEscape(clientID)+".json")
+}
+
+// lock takes clientID's lock and returns its release.
+func (s *sessionStore) lock(clientID string) func() {
+	m, _ := s.locks.LoadOrStore(clientID, new(sync.Mutex))
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
 
 // record stores cl's current subscriptions when its session is
 // persistent, and forgets them when it is not.
@@ -66,21 +99,35 @@ func (s *sessionStore) record(cl *mqtt.Client) error {
 		}
 		slices.SortFunc(subs, func(a, b savedSub) int { return strings.Compare(a.Filter, b.Filter) })
 	}
+	defer s.lock(cl.ID)()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	old, had := s.subs[cl.ID]
-	if len(subs) == 0 {
-		if !had {
-			return nil
-		}
-		delete(s.subs, cl.ID)
-	} else {
-		if slices.Equal(old, subs) {
-			return nil
-		}
-		s.subs[cl.ID] = subs
+	s.mu.Unlock()
+	switch {
+	case len(subs) == 0 && !had, len(subs) > 0 && slices.Equal(old, subs):
+		return nil
+	case len(subs) == 0:
+		return s.removeLocked(cl.ID)
 	}
-	return s.saveLocked()
+	if err := writeJSONAtomic(s.path(cl.ID), subs); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.subs[cl.ID] = subs
+	s.mu.Unlock()
+	return nil
+}
+
+// removeLocked deletes clientID's saved session, on disk first. The caller
+// holds clientID's lock.
+func (s *sessionStore) removeLocked(clientID string) error {
+	if err := os.Remove(s.path(clientID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("sessions: %w", err)
+	}
+	s.mu.Lock()
+	delete(s.subs, clientID)
+	s.mu.Unlock()
+	return nil
 }
 
 // restore gives cl, connecting with clean session 0 to a broker that holds
@@ -123,11 +170,6 @@ func (s *sessionStore) forget(cl *mqtt.Client) {
 // drop forgets the saved subscriptions of clientID (a deleted identity,
 // whose successor of the same id must start afresh).
 func (s *sessionStore) drop(clientID string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.subs[clientID]; !ok {
-		return nil
-	}
-	delete(s.subs, clientID)
-	return s.saveLocked()
+	defer s.lock(clientID)()
+	return s.removeLocked(clientID)
 }

@@ -271,3 +271,27 @@ func TestDeletedIdentityForgetsSavedSession(t *testing.T) {
 		t.Fatal("the re-created device got the deleted one's session (session present 1)")
 	}
 }
+
+// TestCorruptSessionFileRefusesStart: a damaged saved session stops the
+// hub with an error naming its file, which is left as it was.
+func TestCorruptSessionFileRefusesStart(t *testing.T) {
+	dir := t.TempDir()
+	th := startHub(t, localhub.Options{Dir: dir})
+	d := th.mustConnect(t, "dev1")
+	twinClient(t, d, false)
+	d.c.Disconnect(100)
+	if err := th.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "sessions", "dev1.json")
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the persistent session was not saved: %v", err)
+	}
+	if err := os.WriteFile(path, []byte(`[{"filter":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := localhub.Start(t.Context(), localhub.Options{Dir: dir, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"})
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Start: %v, want an error naming %s", err, path)
+	}
+}
