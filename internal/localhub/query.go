@@ -2,7 +2,6 @@ package localhub
 
 import (
 	"bytes"
-	"cmp"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -70,7 +69,7 @@ func (h *Hub) runQuery(sql string, size int, cont string) (queryPage, error) {
 		items = h.matchTwins(q.From == twinquery.Modules, q.Where(), after, size+1)
 	case twinquery.Jobs:
 		page.itemType = itemTypeDeviceJob
-		if items, err = h.matchJobRecords(q.Where(), after, size+1); err != nil {
+		if items, err = h.deviceJobRecords(q.Where(), after, size+1); err != nil {
 			return queryPage{}, err
 		}
 	default:
@@ -119,32 +118,6 @@ func (h *Hub) matchTwins(modules bool, c *twinquery.Condition, after string, lim
 		}
 	}
 	return out
-}
-
-// matchJobRecords is matchTwins for the per-device job records, ordered by
-// device id, then job id.
-func (h *Hub) matchJobRecords(c *twinquery.Condition, after string, limit int) ([]queryItem, error) {
-	recs, err := h.deviceJobRecords(c)
-	if err != nil {
-		return nil, err
-	}
-	all := make([]queryItem, 0, len(recs))
-	for _, r := range recs {
-		var id struct{ DeviceID, JobID string }
-		_ = json.Unmarshal(r, &id) // a record without them sorts first
-		all = append(all, queryItem{key: id.DeviceID + "\x00" + id.JobID, doc: r})
-	}
-	slices.SortStableFunc(all, func(a, b queryItem) int { return cmp.Compare(a.key, b.key) })
-	var out []queryItem
-	for _, it := range all {
-		if after != "" && it.key <= after {
-			continue
-		}
-		if out = append(out, it); len(out) == limit {
-			break
-		}
-	}
-	return out, nil
 }
 
 // matchDocument decodes a JSON object for matching, numbers as
