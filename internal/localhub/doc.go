@@ -41,7 +41,9 @@
 //     filters and (devices only) devices/{own id}/messages/devicebound/#;
 //     the latter is granted but nothing is ever published there. PUBLISH
 //     may target method replies, twin requests and the identity's own
-//     telemetry (discarded).
+//     telemetry (discarded). Anything else, QoS 2 publishes and malformed
+//     reply topics close the connection. Keep-alive 0 or above 1177 s is
+//     capped at 1177 s.
 //   - Twin over MQTT (fleet reference §1): answers go only to a connection
 //     holding $iothub/twin/res/# (own or inherited); the others' requests
 //     are dropped, as they could not receive the real hub's answer. Errors
@@ -53,8 +55,7 @@
 //     nothing is queued for offline devices (as the real hub). Persistent
 //     sessions' subscriptions are saved in sessions/ and restored to a
 //     clean-session-0 connection after a hub restart, whose CONNACK then
-//     says session present. Anything else, QoS 2 publishes and malformed reply topics
-//     close the connection. Keep-alive 0 or above 1177 s is capped at 1177 s.
+//     says session present.
 //   - Method requests are written at QoS 0 whatever the subscription QoS
 //     ("method requests are QoS 0").
 //   - Replies: correlated by $rid and by the identity the request went to;
@@ -106,5 +107,25 @@
 //     which the method reference gives for "not registered or disabled".
 //     A module of a disabled device is refused the same way [unverified].
 //     Twin and registry reads keep working and show the status.
+//   - Query (POST /devices/query): the twinquery subset; a query it refuses
+//     is 400004 with "Syntax error at position N" (the real code is
+//     unverified); pages of 100 by default, 1..1000 asked with
+//     x-ms-max-item-count; items in client-id order (device id, job id for
+//     devices.jobs); a continuation token is bound to its query's text and
+//     sent only when more items follow.
+//   - Jobs v2: a job snapshots the device twins its condition matches
+//     when it starts and calls them 64 at a time in id order; any device
+//     reply completes its record (the status is in the outcome); offline
+//     devices fail at once with 404103; statistics are counted from the
+//     records, so they always add up (canceled devices count as failed).
+//     Past maxExecutionTimeInSeconds (default 3600) pending devices fail
+//     with JobTimeout and the job ends failed. Unknown job: 404 404002
+//     JobNotFound; duplicate id: 409 JobAlreadyExists; cancelling a job
+//     that has ended: 400 OperationNotAllowedInCurrentState (the text a
+//     real hub gave in azure-iot-sdk-node#464; the status is a guess); a
+//     running job may be cancelled (its calls in flight finish). Jobs
+//     persist in jobs/<id>.json at every status change and at most once a
+//     second while running; a job running when the hub stopped ends failed
+//     at the next start, its unfinished devices failed with HubRestarted.
 //   - Close fails pending calls with 503001 ServiceUnavailable.
 package localhub
