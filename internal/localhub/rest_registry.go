@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,8 +22,10 @@ import (
 //	GET    /devices/{device}
 //	DELETE /devices/{device}                   also its modules; If-Match "*", absent or the etag
 //	GET    /devices/{device}/modules
+//	GET    /devices[/]?top=N                   list (Registry.list): at most N (1..1000) devices
 //	PUT    /devices/{device}/modules/{module}  as for devices
-//	GET    /devices/{device}/modules/{module}
+//	GET    /devices/{device}/modules
+//	GET    /devices[/]?top=N                   list (Registry.list): at most N (1..1000) devices/{module}
 //	DELETE /devices/{device}/modules/{module}
 //
 // Only iothubowner may (registry read/write). PUT and GET answer 200 with
@@ -38,6 +43,44 @@ func (a *restAPI) routeRegistry() {
 		)
 	}
 	a.route("/devices/{device}/modules", a.failLegacy, endpoint{http.MethodGet, a.listModules})
+	// Node's Registry.list asks for "/devices/", C# for "/devices".
+	a.route("/devices/{$}", a.failLegacy, endpoint{http.MethodGet, a.listDevices})
+	a.route("/devices", a.failLegacy, endpoint{http.MethodGet, a.listDevices})
+}
+
+// maxListDevices is the most devices GET /devices returns, and its
+// default: the real hub's limit for the top parameter.
+const maxListDevices = 1000
+
+// listDevices answers GET /devices[/]?top=N (Registry.list): the first N
+// devices (1..1000, default 1000) in id order, modules excluded, as GET
+// /devices/{id} shows each; a bad top is 400004.
+func (a *restAPI) listDevices(w http.ResponseWriter, r *http.Request) {
+	top, err := maxListDevices, a.admit(r, registryReadWrite)
+	if v := r.URL.Query().Get("top"); err == nil && v != "" {
+		if top, err = strconv.Atoi(v); err != nil || top < 1 || top > maxListDevices {
+			err = iothub.NewError(iothub.CodeArgumentInvalid, "top must be an integer from 1 to 1000.")
+		}
+	}
+	if err != nil {
+		a.failLegacy(w, r, err)
+		return
+	}
+	ids := slices.Sorted(maps.Keys(a.h.reg.identities()))
+	out := make([]json.RawMessage, 0, min(len(ids), top))
+	for _, clientID := range ids {
+		if strings.Contains(clientID, "/") {
+			continue // a module
+		}
+		if id, ok := a.h.reg.lookup(clientID); ok { // not deleted meanwhile
+			out = append(out, a.h.identityJSON(clientID, id))
+		}
+		if len(out) == top {
+			break
+		}
+	}
+	b, _ := json.Marshal(out)
+	a.writeJSON(w, http.StatusOK, "", b)
 }
 
 // getIdentity answers GET /devices/{device}[/modules/{module}].

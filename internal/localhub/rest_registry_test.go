@@ -1,12 +1,14 @@
 package localhub_test
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -380,5 +382,46 @@ func TestRegistryRoutes(t *testing.T) {
 		if got := r.header.Get("Allow"); got != tc.allow {
 			t.Errorf("%s %s: Allow %q, want %q", tc.method, tc.path, got, tc.allow)
 		}
+	}
+}
+
+// TestRegistryListDevices: GET /devices (C#) and /devices/ (Node's
+// Registry.list) list the devices in id order, modules excluded, as GET
+// /devices/{id} shows each, at most top of them.
+func TestRegistryListDevices(t *testing.T) {
+	th := startHub(t, localhub.Options{Devices: []string{"dev1", "a/m1", "b"}})
+	ids := func(r response) []string {
+		t.Helper()
+		var devs []struct {
+			DeviceID string `json:"deviceId"`
+			ModuleID string `json:"moduleId"`
+		}
+		if r.status != http.StatusOK || json.Unmarshal(r.body, &devs) != nil {
+			t.Fatalf("got %d %s, want 200 and an array", r.status, r.body)
+		}
+		var out []string
+		for _, d := range devs {
+			out = append(out, d.DeviceID+"/"+d.ModuleID)
+		}
+		return out
+	}
+	for _, path := range []string{"/devices", "/devices/"} {
+		if got, want := ids(th.call(t, http.MethodGet, path, nil)), []string{"a/", "b/", "dev1/"}; !slices.Equal(got, want) {
+			t.Errorf("GET %s: got %v, want %v", path, got, want)
+		}
+	}
+	if got, want := ids(th.call(t, http.MethodGet, "/devices/", nil)), ids(th.call(t, http.MethodGet, "/devices", nil)); !slices.Equal(got, want) {
+		t.Errorf("the two paths differ: %v and %v", got, want)
+	}
+	one := th.call(t, http.MethodGet, "/devices/dev1", nil)
+	all := th.call(t, http.MethodGet, "/devices", nil)
+	if !bytes.Contains(all.body, one.body) {
+		t.Errorf("the list does not show dev1 as GET /devices/dev1 does:\n%s\n%s", all.body, one.body)
+	}
+	if got, want := ids(th.callQuery(t, "/devices/", "&top=2")), []string{"a/", "b/"}; !slices.Equal(got, want) {
+		t.Errorf("top=2: got %v, want %v", got, want)
+	}
+	for _, top := range []string{"0", "1001", "x"} {
+		wantLegacyError(t, th.callQuery(t, "/devices", "&top="+top), iothub.CodeArgumentInvalid)
 	}
 }

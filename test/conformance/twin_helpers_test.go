@@ -47,6 +47,7 @@ type twinLine struct {
 	Body       *string         `json:"body"`     // service: the raw HTTP body of an error
 	Twin       json.RawMessage `json:"twin"`     // service: the SDK's Twin
 	Device     json.RawMessage `json:"device"`   // service: the SDK's Device (create)
+	Devices    []string        `json:"devices"`  // service: the device ids Registry.list returned
 	Desired    json.RawMessage `json:"desired"`  // device getTwin: twin.properties.desired
 	Reported   json.RawMessage `json:"reported"` // device getTwin: twin.properties.reported
 	Raw        json.RawMessage `json:"raw"`      // device getTwin: the GET response body

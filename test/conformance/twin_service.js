@@ -13,6 +13,7 @@
 //        Registry.updateTwin(device, patch, etag)
 //   {"id":"c4","op":"create","device":"d"}   Registry.create({deviceId})
 //   {"id":"c5","op":"delete","device":"d"}   Registry.delete(deviceId)
+//   {"id":"c6","op":"list"}                  Registry.list(): "devices" holds the ids
 // and prints one result line per command:
 //   {"event":"result","id":..,"op":..,"ok":true,"httpStatus":N,"twin":{...}|"device":{...}}
 //        twin: JSON.stringify of the SDK's Twin (deviceId, etag, tags, properties, ...);
@@ -58,6 +59,10 @@ const ops = {
   async delete(cmd) {
     const res = await registry.delete(cmd.device);
     return { httpStatus: status(res) };
+  },
+  async list() {
+    const res = await registry.list();
+    return { httpStatus: status(res), devices: res.responseBody.map((d) => d.deviceId) };
   },
 };
 

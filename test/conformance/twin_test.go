@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -460,6 +461,13 @@ func twinRegistryCreateDelete(ctx context.Context, t *testing.T, h *hubEnv) erro
 	}
 	c.equal("new device's twin", g.Desired, "$version", 1)
 	c.equal("new device's twin", g.Reported, "$version", 1)
+	l, err := s.ok(ctx, "Registry.list", twinCmd{Op: "list"})
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(l.Devices, id) {
+		c.add("Registry.list: %v, want %s among them", l.Devices, id)
+	}
 	d.stop()
 	if _, err := s.ok(ctx, "Registry.delete", twinCmd{Op: "delete", Device: id}); err != nil {
 		return err
