@@ -24,8 +24,7 @@ import (
 //	GET    /devices/{device}/modules
 //	GET    /devices[/]?top=N                   list (Registry.list): at most N (1..1000) devices
 //	PUT    /devices/{device}/modules/{module}  as for devices
-//	GET    /devices/{device}/modules
-//	GET    /devices[/]?top=N                   list (Registry.list): at most N (1..1000) devices/{module}
+//	GET    /devices/{device}/modules/{module}
 //	DELETE /devices/{device}/modules/{module}
 //
 // Only iothubowner may (registry read/write). PUT and GET answer 200 with
