@@ -24,12 +24,9 @@
 //   {"event":"result","id":..,"op":..,"ok":false,"error":"<constructor name>","message":..,"httpStatus":N|null,"body":..}
 // Closing stdin exits. The connection string comes from
 // SERVICE_CONNECTION_STRING; trust the hub's CA with NODE_EXTRA_CA_CERTS.
-const readline = require('readline');
+const { serve } = require('./cmdloop');
 const { JobClient, Registry } = require('azure-iothub');
 
-function print(obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n');
-}
 
 let jobs;
 let registry;
@@ -101,52 +98,7 @@ const ops = {
   },
 };
 
-function errorResult(err) {
-  const res = err && err.response;
-  return {
-    ok: false,
-    error: err && err.constructor && err.constructor.name,
-    message: String(err && err.message),
-    httpStatus: res ? res.statusCode : null,
-    body: err && typeof err.responseBody === 'string' ? err.responseBody : null,
-  };
-}
-
-async function run(line) {
-  let cmd;
-  try {
-    cmd = JSON.parse(line);
-  } catch (err) {
-    print({ event: 'error', where: 'stdin', message: 'not JSON: ' + line });
-    return;
-  }
-  const op = ops[cmd.op];
-  try {
-    if (!op) throw new Error('unknown op ' + cmd.op);
-    const r = await op(cmd);
-    print(Object.assign({ event: 'result', id: cmd.id, op: cmd.op, ok: true }, r));
-  } catch (err) {
-    print(Object.assign({ event: 'result', id: cmd.id, op: cmd.op }, errorResult(err)));
-  }
-}
-
-function main() {
-  const cs = process.env.SERVICE_CONNECTION_STRING;
-  if (!cs) throw new Error('SERVICE_CONNECTION_STRING is not set');
+serve(ops, (cs) => {
   jobs = JobClient.fromConnectionString(cs);
   registry = Registry.fromConnectionString(cs);
-  print({ event: 'ready' });
-  let chain = Promise.resolve();
-  const rl = readline.createInterface({ input: process.stdin });
-  rl.on('line', (line) => {
-    chain = chain.then(() => run(line));
-  });
-  rl.on('close', () => process.exit(0)); // the test closes stdin to stop us
-}
-
-try {
-  main();
-} catch (err) {
-  print({ event: 'error', where: 'main', message: String(err && err.message) });
-  process.exit(1);
-}
+});
