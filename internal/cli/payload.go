@@ -16,23 +16,9 @@ import (
 // value is dropped; the value's bytes are kept verbatim. Anything but one
 // JSON value of at most 128 KB is a usage error naming cmd.
 func readPayload(cmd, arg string, stdin io.Reader) (json.RawMessage, error) {
-	var b []byte
-	src := "payload"
-	switch {
-	case arg == "-":
-		src = "payload from standard input"
-		var err error
-		if b, err = io.ReadAll(io.LimitReader(stdin, 4*iothub.MaxPayloadBytes)); err != nil {
-			return nil, usageError("%s: read %s: %v", cmd, src, err)
-		}
-	case strings.HasPrefix(arg, "@"):
-		src = "payload file " + arg[1:]
-		var err error
-		if b, err = os.ReadFile(arg[1:]); err != nil {
-			return nil, usageError("%s: read payload: %v", cmd, err)
-		}
-	default:
-		b = []byte(arg)
+	b, src, err := readJSONSource(cmd, "payload", arg, stdin)
+	if err != nil {
+		return nil, err
 	}
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 {
@@ -43,11 +29,52 @@ func readPayload(cmd, arg string, stdin io.Reader) (json.RawMessage, error) {
 	}
 	var v json.RawMessage
 	if err := json.Unmarshal(b, &v); err != nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return nil, usageError("%s: %s is not valid JSON: %v (at byte %d)", cmd, src, se, se.Offset)
-		}
-		return nil, usageError("%s: %s is not valid JSON: %v", cmd, src, err)
+		return nil, jsonSyntaxError(cmd, src, err)
 	}
 	return b, nil
+}
+
+// maxJSONSource bounds what is read of a JSON argument's file or standard
+// input: the hub's 128 KB limit with room for white space. More is read as
+// too large, never to its end (a "@/dev/zero" ends there too).
+const maxJSONSource = 4 * iothub.MaxPayloadBytes
+
+// readJSONSource reads the text of a JSON argument: "-" is standard input,
+// "@FILE" a file, anything else the argument itself; at most
+// maxJSONSource+1 bytes of a file or standard input, more is a usage
+// error. src names the source
+// in errors (label, "label file F" or "label from standard input"); a read
+// failure is a usage error naming cmd.
+func readJSONSource(cmd, label, arg string, stdin io.Reader) (b []byte, src string, err error) {
+	switch {
+	case arg == "-":
+		src = label + " from standard input"
+		b, err = io.ReadAll(io.LimitReader(stdin, maxJSONSource+1))
+	case strings.HasPrefix(arg, "@"):
+		src = label + " file " + arg[1:]
+		var f *os.File
+		if f, err = os.Open(arg[1:]); err == nil {
+			b, err = io.ReadAll(io.LimitReader(f, maxJSONSource+1))
+			f.Close()
+		}
+	default:
+		return []byte(arg), label, nil
+	}
+	switch {
+	case err != nil:
+		return nil, src, usageError("%s: read %s: %v", cmd, src, err)
+	case len(b) > maxJSONSource:
+		return nil, src, usageError("%s: %s is larger than the hub's limit of %d bytes", cmd, src, iothub.MaxPayloadBytes)
+	}
+	return b, src, nil
+}
+
+// jsonSyntaxError is the usage error for src that is not valid JSON, with
+// the byte offset when there is one.
+func jsonSyntaxError(cmd, src string, err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return usageError("%s: %s is not valid JSON: %v (at byte %d)", cmd, src, se, se.Offset)
+	}
+	return usageError("%s: %s is not valid JSON: %v", cmd, src, err)
 }

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"strings"
 
 	"github.com/methodd/methodd/invoke"
 	"github.com/methodd/methodd/iothub"
@@ -242,31 +240,16 @@ func (c *twinCmd) patch(fs *flag.FlagSet, f twinFlags) ([]byte, error) {
 // input, "@FILE" a file, anything else JSON text. It returns the object
 // compacted. Anything but one JSON object is a usage error naming the flag.
 func readObjectFlag(cmd, name, arg string, stdin io.Reader) ([]byte, error) {
-	var b []byte
-	src := name
-	switch {
-	case arg == "-":
-		src = name + " from standard input"
-		var err error
-		if b, err = io.ReadAll(stdin); err != nil {
-			return nil, usageError("%s: read %s: %v", cmd, src, err)
-		}
-	case strings.HasPrefix(arg, "@"):
-		src = name + " file " + arg[1:]
-		var err error
-		if b, err = os.ReadFile(arg[1:]); err != nil {
-			return nil, usageError("%s: %s: %v", cmd, name, err)
-		}
-	default:
-		b = []byte(arg)
+	b, src, err := readJSONSource(cmd, name, arg, stdin)
+	if err != nil {
+		return nil, err
 	}
 	var out bytes.Buffer
 	if err := json.Compact(&out, b); err != nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return nil, usageError("%s: %s is not valid JSON: %v (at byte %d)", cmd, src, se, se.Offset)
-		}
-		return nil, usageError("%s: %s is not valid JSON: %v", cmd, src, err)
+		return nil, jsonSyntaxError(cmd, src, err)
+	}
+	if out.Len() > iothub.MaxPayloadBytes {
+		return nil, usageError("%s: %s is larger than %d bytes", cmd, src, iothub.MaxPayloadBytes)
 	}
 	if kind := jsonKind(out.Bytes()); kind != "an object" {
 		return nil, usageError("%s: %s must be a JSON object, got %s", cmd, src, kind)
