@@ -171,10 +171,7 @@ func (s *twinStore) modify(clientID string, f func(*twindoc.Twin) error) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	next, err := clone(e.twin)
-	if err != nil {
-		return err
-	}
+	next := e.twin.Clone()
 	if err := f(next); err != nil {
 		return err
 	}
@@ -186,19 +183,6 @@ func (s *twinStore) modify(clientID string, f func(*twindoc.Twin) error) error {
 	}
 	e.twin = next
 	return nil
-}
-
-// clone copies t through its state form.
-func clone(t *twindoc.Twin) (*twindoc.Twin, error) {
-	b, err := t.MarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	c := new(twindoc.Twin)
-	if err := c.UnmarshalJSON(b); err != nil {
-		return nil, err
-	}
-	return c, nil
 }
 
 // TwinUpdate is the outcome of a service-side twin write.

@@ -120,3 +120,31 @@ func TestStateInvalid(t *testing.T) {
 		})
 	}
 }
+
+// TestCloneIsIndependent: writes to a clone never show in its original,
+// nor the other way round.
+func TestCloneIsIndependent(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	orig := New(now)
+	if _, err := orig.PatchReported([]byte(`{"a":{"b":1}}`), now); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := orig.MarshalJSON()
+	c := orig.Clone()
+	if _, err := c.PatchReported([]byte(`{"a":{"b":2,"c":3}}`), now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Update([]byte(`{"tags":{"t":1},"properties":{"desired":{"d":1}}}`), false, now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := orig.MarshalJSON(); string(after) != string(before) {
+		t.Fatalf("writing the clone changed the original:\n%s\n%s", before, after)
+	}
+	cloned, _ := c.MarshalJSON()
+	if _, err := orig.PatchReported([]byte(`{"a":null}`), now.Add(2*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := c.MarshalJSON(); string(again) != string(cloned) {
+		t.Fatalf("writing the original changed the clone:\n%s\n%s", cloned, again)
+	}
+}

@@ -37,6 +37,14 @@ type Twin struct {
 	tagWrites               int64 // tags were written (and are rendered) when > 0
 }
 
+// Clone returns an independent copy of t in constant time: a twin's
+// nodes are never modified, only replaced, so the copy shares them safely.
+// Operations on either never show in the other.
+func (t *Twin) Clone() *Twin {
+	c := *t
+	return &c
+}
+
 // New returns the twin of a new identity created at now: no tags, empty
 // desired and reported sections, both at $version 1.
 func New(now time.Time) *Twin {
