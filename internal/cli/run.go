@@ -91,7 +91,7 @@ func (c *runCmd) Run(ctx context.Context, args []string) error {
 	reload, stopHUP := reloadOnSIGHUP()
 	defer stopHUP()
 	opts := handlersfile.Options{DaemonUID: os.Geteuid(), Engine: engine.Options{Logger: logger.With(logkey.Component, "engine")}}
-	loaded, err := loadForRun(errw, f.config, opts)
+	loaded, err := loadForRun(errw, "run", f.config, opts)
 	if err != nil {
 		return err
 	}
@@ -185,22 +185,23 @@ func (c *runCmd) parse(args []string) (runFlags, error) {
 	return f, nil
 }
 
-// loadForRun is the daemon's start-up load (the one load path). An invalid
+// loadForRun is the start-up load of run and simulate (the one load path,
+// with errors naming cmd). An invalid
 // file's diagnostics are printed on w one per line and exit 2; unsafe
 // permissions are refused with exit 1.
-func loadForRun(w io.Writer, path string, opts handlersfile.Options) (handlersfile.Loaded, error) {
+func loadForRun(w io.Writer, cmd, path string, opts handlersfile.Options) (handlersfile.Loaded, error) {
 	l, err := handlersfile.Load(path, opts)
 	var diags engine.Diagnostics
 	switch {
 	case l.Unsafe != nil:
-		return l, withExit(exitFailure, fmt.Errorf("run: refusing to start: %w", l.Unsafe))
+		return l, withExit(exitFailure, fmt.Errorf("%s: refusing to start: %w", cmd, l.Unsafe))
 	case errors.As(err, &diags):
 		for _, d := range diags {
 			fmt.Fprintln(w, d.String())
 		}
-		return l, withExit(exitUsage, fmt.Errorf("run: %s: %d problems", path, len(diags)))
+		return l, withExit(exitUsage, fmt.Errorf("%s: %s: %d problems", cmd, path, len(diags)))
 	case err != nil:
-		return l, withExit(exitUsage, fmt.Errorf("run: %w", err))
+		return l, withExit(exitUsage, fmt.Errorf("%s: %w", cmd, err))
 	}
 	return l, nil
 }

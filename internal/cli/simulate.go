@@ -222,18 +222,9 @@ func simDeviceIDs(prefix string, n int) []string {
 // 2; an unsafe file is refused with exit 1 (the devices run its commands).
 func (c *simulateCmd) load(w io.Writer, path string, logger *slog.Logger) (*engine.Set, error) {
 	opts := handlersfile.Options{DaemonUID: os.Geteuid(), Engine: engine.Options{Logger: logger.With(logkey.Component, "engine")}}
-	l, err := handlersfile.Load(path, opts)
-	var diags engine.Diagnostics
-	switch {
-	case l.Unsafe != nil:
-		return nil, withExit(exitFailure, fmt.Errorf("simulate: refusing to start: %w", l.Unsafe))
-	case errors.As(err, &diags):
-		for _, d := range diags {
-			fmt.Fprintln(w, d.String())
-		}
-		return nil, usageError("simulate: %s: %d problems", path, len(diags))
-	case err != nil:
-		return nil, usageError("simulate: %v", err)
+	l, err := loadForRun(w, "simulate", path, opts)
+	if err != nil {
+		return nil, err
 	}
 	for _, d := range l.Set.Warnings() {
 		logger.Warn("config warning", logkey.Diagnostic, d.String())
