@@ -11,9 +11,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/methodd/methodd/internal/localhub"
+	"github.com/methodd/methodd/internal/testkit"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -237,8 +237,8 @@ func TestOrphanModuleFile(t *testing.T) {
 	wantLegacyError(t, th.call(t, http.MethodGet, iothub.DevicePath("gone", "m"), nil), iothub.CodeDeviceNotFound)
 }
 
-// TestInfoLag: hub.json follows registry REST changes within about half
-// a second (a lone change at once), and Close writes the last state.
+// TestInfoLag: hub.json catches up with a burst of registry REST changes
+// while Info is current at once, and Close writes the last state.
 func TestInfoLag(t *testing.T) {
 	th := startHub(t, localhub.Options{})
 	dir := th.opts.Dir
@@ -249,7 +249,6 @@ func TestInfoLag(t *testing.T) {
 		}
 		return info.Devices[id] != ""
 	}
-	start := time.Now()
 	for i := range 20 { // a burst: written together, at most ~twice a second
 		id := "lag" + string(rune('a'+i))
 		wantIdentity(t, th.call(t, http.MethodPut, iothub.DevicePath(id, ""), []byte(`{}`)))
@@ -257,11 +256,9 @@ func TestInfoLag(t *testing.T) {
 			t.Errorf("Info lacks %s right after its create", id)
 		}
 	}
-	created := time.Now()
-	waitCond(t, created.Add(2*time.Second), func() bool { return has("lagt") })
-	if lag := time.Since(created); lag > 1500*time.Millisecond {
-		t.Errorf("hub.json lagged %v after the last create (burst of %v)", lag, created.Sub(start))
-	}
+	// How long the write lags is a matter for a benchmark, not a timed
+	// assertion: here hub.json must catch up.
+	testkit.Eventually(t, waitFor, "hub.json to list the burst's last device", func() bool { return has("lagt") })
 	if r := th.call(t, http.MethodDelete, iothub.DevicePath("laga", ""), nil); r.status != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", r.status, r.body)
 	}
@@ -276,19 +273,6 @@ func TestInfoLag(t *testing.T) {
 	}
 	if info.Devices["last"] == "" || info.Devices["laga"] != "" || info.Devices["lagb"] == "" {
 		t.Errorf("hub.json after Close: %q, want last and lagb, not laga", sortedIDs(info.Devices))
-	}
-}
-
-// waitCond polls cond until it holds, failing the test at deadline.
-func waitCond(t testing.TB, deadline time.Time, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met by the deadline")
-		}
-		<-tick.C
 	}
 }
 
