@@ -9,7 +9,9 @@ import (
 )
 
 const hubUsage = `usage: methodd hub [--dir DIR] [--mqtt-addr ADDR] [--https-addr ADDR] [--ws-addr ADDR]
-                   [--device ID[/MODULE]]... [--allow-non-loopback] [--log-format text|json] [--log-level LEVEL]
+                   [--device ID[/MODULE]]... [--x509-device ID]... [--dps-addr ADDR [--id-scope SCOPE]
+                   [--enrollment-group NAME]... [--enrollment REGID]...]
+                   [--allow-non-loopback] [--log-format text|json] [--log-level LEVEL]
 
 Run a local, protocol-faithful IoT Hub for direct methods: MQTT 3.1.1 over TLS
 (and over WSS at /$iothub/websocket with --ws-addr) for devices, the service
@@ -18,10 +20,17 @@ reused by later starts; DIR/hub.json tells tools where the hub listens and
 holds the connection strings. Port 0 picks a free port. Without --device,
 dev-device is registered when no identity exists yet. Runs until SIGINT/SIGTERM.
 
+--x509-device ID registers ID with X.509 authentication and issues its
+certificate and key from the hub's CA into DIR (hub.json "x509"). --dps-addr
+serves a Device Provisioning Service endpoint (MQTT over TLS, same CA) whose
+symmetric-key enrollment groups and individual enrollments register the devices
+they assign in this hub (hub.json "dps": id scope and keys).
+
 examples:
   methodd hub
   methodd hub --dir /tmp/hub --mqtt-addr 127.0.0.1:0 --https-addr 127.0.0.1:0
   methodd hub --device gw --device gw/camera --ws-addr 127.0.0.1:8444
+  methodd hub --x509-device cam-1 --dps-addr 127.0.0.1:8884 --enrollment-group gateways
   methodd invoke --local dev-device ping`
 
 // defaultHubDevice is registered when the registry is empty (design §1).
@@ -34,6 +43,9 @@ type hubCmd struct{ env Env }
 type hubFlags struct {
 	dir, mqttAddr, httpsAddr, wsAddr string
 	devices                          multiFlag
+	x509Devices                      multiFlag
+	dpsAddr, idScope                 string
+	groups, enrollments              multiFlag
 	allowNonLoopback                 bool
 	logFormat, logLevel              string
 }
@@ -55,6 +67,11 @@ func (c *hubCmd) Run(ctx context.Context, args []string) error {
 		HTTPSAddr:        f.httpsAddr,
 		WSAddr:           f.wsAddr,
 		Devices:          f.devices,
+		X509Devices:      f.x509Devices,
+		DPSAddr:          f.dpsAddr,
+		IDScope:          f.idScope,
+		EnrollmentGroups: f.groups,
+		Enrollments:      f.enrollments,
 		DefaultDevice:    defaultHubDevice,
 		AllowNonLoopback: f.allowNonLoopback,
 		Logger:           logger,
@@ -64,8 +81,8 @@ func (c *hubCmd) Run(ctx context.Context, args []string) error {
 	}
 	defer h.Close()
 	info := h.Info()
-	fmt.Fprintf(c.env.Stderr, "methodd hub: listening (mqtts %s, https %s%s); connection strings in %s\n",
-		info.MQTTAddr, info.HTTPSAddr, wsNote(info.WSAddr), filepath.Join(f.dir, "hub.json"))
+	fmt.Fprintf(c.env.Stderr, "methodd hub: listening (mqtts %s, https %s%s%s); connection strings in %s\n",
+		info.MQTTAddr, info.HTTPSAddr, wsNote(info.WSAddr), dpsNote(info.DPS), filepath.Join(f.dir, "hub.json"))
 	<-ctx.Done()
 	if err := h.Close(); err != nil {
 		return fmt.Errorf("hub: close: %w", err)
@@ -80,6 +97,13 @@ func wsNote(addr string) string {
 	return ", wss " + addr + localhub.WebSocketPath
 }
 
+func dpsNote(dps *localhub.DPSInfo) string {
+	if dps == nil {
+		return ""
+	}
+	return ", dps " + dps.Addr + " id scope " + dps.IDScope
+}
+
 func (c *hubCmd) parse(args []string) (hubFlags, error) {
 	var f hubFlags
 	fs := newFlagSet("hub", hubUsage, c.env.Stderr)
@@ -88,6 +112,11 @@ func (c *hubCmd) parse(args []string) (hubFlags, error) {
 	fs.StringVar(&f.httpsAddr, "https-addr", localhub.DefaultHTTPSAddr, "service REST API (HTTPS) listen address")
 	fs.StringVar(&f.wsAddr, "ws-addr", "", "MQTT over secure WebSockets listen address (off when empty)")
 	fs.Var(&f.devices, "device", "register identity ID or ID/MODULE (repeatable)")
+	fs.Var(&f.x509Devices, "x509-device", "register device ID with an X.509 certificate issued from the hub's CA (repeatable)")
+	fs.StringVar(&f.dpsAddr, "dps-addr", "", "Device Provisioning Service (MQTT over TLS) listen address (off when empty)")
+	fs.StringVar(&f.idScope, "id-scope", "", "the DPS id scope (default: generated once and kept in DIR)")
+	fs.Var(&f.groups, "enrollment-group", "create symmetric-key DPS enrollment group NAME (repeatable)")
+	fs.Var(&f.enrollments, "enrollment", "create individual symmetric-key DPS enrollment REGID (repeatable)")
 	fs.BoolVar(&f.allowNonLoopback, "allow-non-loopback", false, "allow listening on non-loopback addresses")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -96,6 +125,9 @@ func (c *hubCmd) parse(args []string) (hubFlags, error) {
 	}
 	if fs.NArg() > 0 {
 		return f, usageError("hub: unexpected argument %q", fs.Arg(0))
+	}
+	if f.dpsAddr == "" && (f.idScope != "" || len(f.groups) > 0 || len(f.enrollments) > 0) {
+		return f, usageError("hub: --id-scope, --enrollment-group and --enrollment need --dps-addr")
 	}
 	if f.dir == "" {
 		dir, err := localhub.DefaultDir(c.env.Getenv)

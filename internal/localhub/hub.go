@@ -83,7 +83,14 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		return nil, err
 	}
 	tlsConf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if err := h.prepareX509(); err != nil {
+		return nil, err
+	}
 	if err := h.listen(tlsConf); err != nil {
+		return nil, err
+	}
+	if err := h.startDPS(tlsConf); err != nil {
+		h.Close()
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -280,6 +287,7 @@ func (h *Hub) Close() error {
 			}
 		}
 		h.jobs.close()
+		h.closeDPS()
 		if h.broker != nil {
 			for _, cl := range h.broker.Clients.GetAll() {
 				cl.Stop(ErrShuttingDown) // just close, as MQTT 3.1.1 servers do

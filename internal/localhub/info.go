@@ -26,6 +26,28 @@ type Info struct {
 	CAFile                  string            `json:"caFile"`
 	ServiceConnectionString string            `json:"serviceConnectionString"`
 	Devices                 map[string]string `json:"devices"` // "dev" or "dev/mod" → device connection string
+	// X509 lists the devices registered with Options.X509Devices: their
+	// certificate and key files (x509.go).
+	X509 map[string]X509Files `json:"x509,omitempty"`
+	// DPS describes the provisioning endpoint (Options.DPSAddr); nil
+	// without one (dps.go).
+	DPS *DPSInfo `json:"dps,omitempty"`
+}
+
+// X509Files are the PEM files of a device certificate and its key.
+type X509Files struct {
+	CertFile string `json:"certFile"`
+	KeyFile  string `json:"keyFile"`
+}
+
+// DPSInfo is hub.json's "dps" member: where the provisioning endpoint
+// listens, its id scope, and the base64 keys of its enrollment groups
+// (by name) and individual enrollments (by registration id).
+type DPSInfo struct {
+	Addr        string            `json:"addr"`
+	IDScope     string            `json:"idScope"`
+	Groups      map[string]string `json:"groups"`
+	Enrollments map[string]string `json:"enrollments"`
 }
 
 // ReadInfo reads DIR/hub.json as written by a running (or previously run)

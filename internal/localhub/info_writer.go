@@ -150,6 +150,8 @@ func (h *Hub) currentInfoLocked() Info {
 			GatewayHostName: HostName + ":" + mqttPort,
 		}.String()
 	}
+	h.x509InfoLocked(&info)
+	h.dpsInfoLocked(&info)
 	return info
 }
 

@@ -35,6 +35,24 @@ type Options struct {
 	Now              func() time.Time // nil = time.Now; used for SAS expiry checks
 	Faults           Faults           // test-only switches, zero = faithful
 
+	// X509Devices are device ids to register with X.509 (CA-signed)
+	// authentication: each gets a device certificate and key issued from
+	// the hub's CA into Dir (reused by later starts), listed in
+	// Info.X509 (x509.go).
+	X509Devices []string
+
+	// DPSAddr, when set, serves a Device Provisioning Service endpoint
+	// there (MQTT over TLS, the hub's CA; dps.go). IDScope is its id scope
+	// ("" = generated once and kept in Dir). EnrollmentGroups are the names
+	// of symmetric-key enrollment groups and Enrollments the registration
+	// ids of individual symmetric-key enrollments to create (idempotent:
+	// keys are generated once and kept in Dir). They are listed in
+	// Info.DPS.
+	DPSAddr          string
+	IDScope          string
+	EnrollmentGroups []string
+	Enrollments      []string
+
 	// OnEvent, when set, is called with every Event: refused, accepted,
 	// kicked, expired and ended connections, methods subscriptions and
 	// dropped replies, in addition to the logs. It is called synchronously
@@ -74,7 +92,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	for _, a := range []string{o.MQTTAddr, o.HTTPSAddr, o.WSAddr} {
+	for _, a := range []string{o.MQTTAddr, o.HTTPSAddr, o.WSAddr, o.DPSAddr} {
 		if a == "" {
 			continue
 		}
