@@ -68,7 +68,7 @@ func DPSUsername(idScope, registrationID, clientVersion string) string {
 func ParseDPSUsername(u string) (idScope, registrationID string, err error) {
 	scope, rest, ok := strings.Cut(u, "/registrations/")
 	if !ok || scope == "" {
-		return "", "", fmt.Errorf("%w: username %q: want {idScope}/registrations/{registrationId}/api-version=...", ErrDPSTopic, u)
+		return "", "", fmt.Errorf("%w: username %q: want {idScope}/registrations/{registrationId}/api-version={version}", ErrDPSTopic, u)
 	}
 	reg, query, ok := strings.Cut(rest, "/")
 	if !ok || reg == "" {
@@ -236,3 +236,19 @@ type DPSRegistrationState struct {
 type DPSX509 struct {
 	EnrollmentGroupID string `json:"enrollmentGroupId,omitempty"`
 }
+
+// DPSError is the JSON body of a DPS error response (§5.4), e.g.
+// {"errorCode":401002,"trackingId":"…","message":"Unauthorized","timestampUtc":"…"}.
+type DPSError struct {
+	ErrorCode    int    `json:"errorCode"`
+	TrackingID   string `json:"trackingId"`
+	Message      string `json:"message"`
+	TimestampUTC string `json:"timestampUtc,omitempty"`
+}
+
+// DPSTimeLayout is how DPS writes times: UTC, RFC 3339 with 7 fractional
+// digits ("2023-02-23T23:42:29.8828674Z", §5.4).
+const DPSTimeLayout = "2006-01-02T15:04:05.0000000Z"
+
+// DPSTime formats t as DPS does (DPSTimeLayout).
+func DPSTime(t time.Time) string { return t.UTC().Format(DPSTimeLayout) }

@@ -177,3 +177,20 @@ func FuzzDPSTopics(f *testing.F) {
 		}
 	})
 }
+
+func TestDPSTimeAndErrorBody(t *testing.T) {
+	ts := time.Date(2023, 2, 23, 23, 42, 29, 882867400, time.FixedZone("x", 3600))
+	if got, want := DPSTime(ts), "2023-02-23T22:42:29.8828674Z"; got != want {
+		t.Errorf("DPSTime = %q, want %q", got, want)
+	}
+	if got, want := DPSTime(time.Unix(0, 0)), "1970-01-01T00:00:00.0000000Z"; got != want {
+		t.Errorf("DPSTime(epoch) = %q, want %q", got, want)
+	}
+	b, err := json.Marshal(DPSError{ErrorCode: 401002, TrackingID: "t", Message: "Unauthorized", TimestampUTC: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), `{"errorCode":401002,"trackingId":"t","message":"Unauthorized","timestampUtc":"x"}`; got != want {
+		t.Errorf("DPSError JSON %s, want %s", got, want)
+	}
+}

@@ -12,17 +12,31 @@ import (
 	"github.com/methodd/methodd/iothub"
 )
 
-// authenticate checks a CONNECT packet (§3.2): the username, the client id,
-// the SAS password and the will topic. The error wraps ErrUsername,
-// ErrClientID, ErrUnknownIdentity, ErrIdentityDisabled, ErrNoPassword,
-// ErrPolicy, ErrWillTopic or one of iothub's ErrSAS* errors; it never
-// contains the token.
-func (h *Hub) authenticate(pk packets.Packet) error {
+// authenticate checks a CONNECT packet (§3.2) that arrived on conn: the
+// username, the client id, the credentials and the will topic. A SAS
+// identity needs a SAS password (checkPassword); an X.509 identity needs a
+// client certificate on conn (checkCertificate) and its password, if any,
+// is ignored. The error wraps ErrUsername, ErrClientID, ErrUnknownIdentity,
+// ErrIdentityDisabled, ErrNoPassword, ErrPolicy, ErrCertificate,
+// ErrWillTopic or one of iothub's ErrSAS* errors; it never contains the
+// token.
+func (h *Hub) authenticate(pk packets.Packet, conn net.Conn) error {
 	clientID, err := h.checkUsername(pk)
 	if err != nil {
 		return err
 	}
-	if err := h.checkPassword(pk, clientID); err != nil {
+	id, ok, enabled := h.reg.credentials(clientID)
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: %q", ErrUnknownIdentity, clientID)
+	case !enabled:
+		return fmt.Errorf("%w: %q", ErrIdentityDisabled, clientID)
+	case id.authType() == authSAS:
+		err = h.checkPassword(pk, clientID, id)
+	default:
+		err = h.checkCertificate(conn, clientID, id)
+	}
+	if err != nil {
 		return err
 	}
 	if pk.Connect.WillFlag && !isTelemetryTopic(clientID, pk.Connect.WillTopic) {
@@ -47,19 +61,11 @@ func (h *Hub) checkUsername(pk packets.Packet) (string, error) {
 	return u.ClientID, nil
 }
 
-// checkPassword verifies the SAS token of registered identity clientID:
-// signed with either of the identity's keys (or, with skn=iothubowner,
-// that policy's key), not expired, its audience covering the identity. A
-// disabled identity (for a module: its device disabled) is refused like an
-// unknown one, with ErrIdentityDisabled.
-func (h *Hub) checkPassword(pk packets.Packet, clientID string) error {
-	id, ok, enabled := h.reg.credentials(clientID)
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrUnknownIdentity, clientID)
-	}
-	if !enabled {
-		return fmt.Errorf("%w: %q", ErrIdentityDisabled, clientID)
-	}
+// checkPassword verifies the SAS token of registered SAS identity
+// clientID (id): signed with either of the identity's keys (or, with
+// skn=iothubowner, that policy's key), not expired, its audience covering
+// the identity. A client certificate does not replace the token.
+func (h *Hub) checkPassword(pk packets.Packet, clientID string, id identity) error {
 	if !pk.Connect.PasswordFlag {
 		return ErrNoPassword
 	}

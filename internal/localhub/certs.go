@@ -129,3 +129,21 @@ func writeKeyPair(certPath, keyPath string, der []byte, key *ecdsa.PrivateKey) e
 	}
 	return writeFileAtomic(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
+
+// issueDeviceCert issues an X.509 device certificate for id from the hub
+// CA: subject CN id, client-auth usage, P-256, valid from an hour before
+// now for deviceLifetime; it writes the pair to certPath and keyPath
+// (0600).
+func issueDeviceCert(certPath, keyPath, id string, caCert *x509.Certificate, caKey *ecdsa.PrivateKey, now time.Time) error {
+	key, der, err := issue(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: id},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		NotBefore:   now.Add(-time.Hour),
+		NotAfter:    now.Add(deviceLifetime),
+	}, caCert, caKey)
+	if err != nil {
+		return fmt.Errorf("device certificate %s: %w", id, err)
+	}
+	return writeKeyPair(certPath, keyPath, der, key)
+}

@@ -34,9 +34,18 @@
 //   - Device login: any failure (username, client id, unknown identity, SAS
 //     signature, expiry, audience, a will topic other than the identity's
 //     telemetry) is CONNACK 5 and leaves the identity's live session alone.
-//     MQTT other than 3.1.1 is CONNACK 1. X.509 client certificates are not
-//     supported. A device token may also be signed with the iothubowner
-//     policy key (skn=iothubowner), which has DeviceConnect on the real hub.
+//     MQTT other than 3.1.1 is CONNACK 1. A device token may also be
+//     signed with the iothubowner policy key (skn=iothubowner), which has
+//     DeviceConnect on the real hub.
+//   - X.509 identities (x509.go): the device listeners request a client
+//     certificate and the hub verifies it at CONNECT (the password is
+//     ignored). selfSigned: the leaf's SHA-1 or SHA-256 thumbprint matches
+//     the primary or secondary one. certificateAuthority: the leaf chains
+//     to the hub's CA or a CA registered as a PEM file in DIR/x509/cas
+//     (read at start), and its CN is the client id ("dev", or "dev/mod"
+//     for a module [unverified for modules]). Both: within its validity
+//     at Options.Now. Failures are CONNACK 5 with ErrCertificate. A live
+//     X.509 connection is not closed when its certificate expires.
 //   - Device topics: SUBSCRIBE may name $iothub/methods/POST/#, the two twin
 //     filters and (devices only) devices/{own id}/messages/devicebound/#;
 //     the latter is granted but nothing is ever published there. PUBLISH
@@ -97,9 +106,10 @@
 //     and drops their broker sessions. Keys absent or empty are generated
 //     on create and kept on update; keys given must be base64 of 16-64
 //     bytes. Identity etags are base64 of a decimal counter ("MA==" first),
-//     generationId the creation time in .NET ticks. Only SAS identities:
-//     selfSigned/certificateAuthority (or thumbprints) and iotEdge true are
-//     400004. connectionStateUpdatedTime and lastActivityTime are not
+//     generationId the creation time in .NET ticks. Authentication types
+//     sas, selfSigned (thumbprints) and certificateAuthority; credentials
+//     that do not fit the type, and iotEdge true, are 400004.
+//     connectionStateUpdatedTime and lastActivityTime are not
 //     tracked ("0001-01-01T00:00:00Z").
 //   - Disabled devices (status "disabled"; modules have no status, as on
 //     the real hub): CONNECT is CONNACK 5 (ErrIdentityDisabled), live
@@ -127,5 +137,15 @@
 //     persist in jobs/<id>.json at every status change and at most once a
 //     second while running; a job running when the hub stopped ends failed
 //     at the next start, its unfinished devices failed with HubRestarted.
+//   - DPS (dps*.go, Options.DPSAddr): symmetric-key enrollment groups and
+//     individual enrollments; the token is checked at register time (a
+//     bad one gets CONNACK 0, then 401 401002, as real DPS does); 202
+//     assigning with retry-after 1 s (real DPS: 3 s), then 200 assigned to
+//     this hub ("localhost") on the poll, the device created in the
+//     registry with the enrollment's (or derived) key. Other error codes
+//     (400004, 404002, 429001, 500001), the answer to a disabled
+//     enrollment (200, status "disabled") and the substatus of a
+//     re-registration after the device was deleted (deviceDataReset) are
+//     [unverified]. No X.509 attestation yet.
 //   - Close fails pending calls with 503001 ServiceUnavailable.
 package localhub

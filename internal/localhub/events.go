@@ -106,13 +106,14 @@ const (
 
 // Why the hub refuses a CONNECT (Event.Err of EventConnRefused). Token
 // problems wrap iothub.ErrSASMalformed, ErrSASSignature, ErrSASExpired or
-// ErrSASAudience instead.
+// ErrSASAudience instead, and certificate problems of an X.509 identity
+// wrap ErrCertificate (x509.go).
 var (
 	ErrProtocolVersion = errors.New("only MQTT 3.1.1 (protocol level 4) is supported")
 	ErrUsername        = errors.New("username is malformed or names another hub")
 	ErrClientID        = errors.New("client id differs from the username's")
 	ErrUnknownIdentity = errors.New("identity is not registered")
-	ErrNoPassword      = errors.New("no password (SAS token) given; X.509 client certificates are not supported")
+	ErrNoPassword      = errors.New("no password (SAS token) given for a SAS identity")
 	ErrPolicy          = errors.New("policy may not connect devices")
 	ErrWillTopic       = errors.New("will topic is not the identity's telemetry topic")
 )

@@ -38,7 +38,8 @@ type Hub struct {
 	broker   *mqtt.Server
 	presence *presence
 	calls    *calls
-	jobs     *jobs // jobs v2 (jobs.go)
+	jobs     *jobs                     // jobs v2 (jobs.go)
+	dpsSrv   atomic.Pointer[dpsServer] // the provisioning endpoint (dps.go); nil without one
 	rid      atomic.Uint64
 	done     chan struct{} // closed by Close
 
@@ -180,7 +181,12 @@ func (h *Hub) listen(tlsConf *tls.Config) (err error) {
 			return err
 		}
 	}
-	if err := h.startBroker(tls.NewListener(mqttLn, tlsConf), wsLn, tlsConf); err != nil {
+	// Device listeners ask for a client certificate without verifying it:
+	// self-signed device certificates are legal, and the hub checks them
+	// itself at CONNECT against the identity (x509.go). HTTPS does not ask.
+	deviceTLS := tlsConf.Clone()
+	deviceTLS.ClientAuth = tls.RequestClientCert
+	if err := h.startBroker(tls.NewListener(mqttLn, deviceTLS), wsLn, deviceTLS); err != nil {
 		return err
 	}
 	h.startREST(httpsLn, tlsConf)

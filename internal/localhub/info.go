@@ -45,6 +45,7 @@ type X509Files struct {
 // (by name) and individual enrollments (by registration id).
 type DPSInfo struct {
 	Addr        string            `json:"addr"`
+	WSAddr      string            `json:"wsAddr,omitempty"` // MQTT over WSS (Options.DPSWSAddr), "" without
 	IDScope     string            `json:"idScope"`
 	Groups      map[string]string `json:"groups"`
 	Enrollments map[string]string `json:"enrollments"`

@@ -127,7 +127,8 @@ func (h *Hub) stopInfoWriter() error {
 }
 
 // currentInfoLocked returns the hub's Info as of now: the listeners of
-// h.info and the registry's identities. h.infoMu is held.
+// h.info and the registry's identities (an X.509 identity's connection
+// string has x509=true and no key). h.infoMu is held.
 func (h *Hub) currentInfoLocked() Info {
 	info := h.info
 	_, mqttPort, _ := net.SplitHostPort(info.MQTTAddr)
@@ -141,6 +142,10 @@ func (h *Hub) currentInfoLocked() Info {
 	ids := h.reg.identities()
 	info.Devices = make(map[string]string, len(ids))
 	for id, key := range ids {
+		if key == "" { // an X.509 identity
+			info.Devices[id] = x509ConnectionString(id, HostName+":"+mqttPort)
+			continue
+		}
 		d, m := iothub.SplitClientID(id)
 		info.Devices[id] = iothub.ConnectionString{
 			HostName:        HostName,

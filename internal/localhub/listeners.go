@@ -2,6 +2,8 @@ package localhub
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"log/slog"
@@ -219,3 +221,22 @@ func (c *wsConn) Write(p []byte) (int, error) {
 }
 
 func (c *wsConn) Close() error { return c.ws.Close() }
+
+// peerCertificates returns the client certificates presented on a device
+// connection (the leaf first), nil when none were or the connection is not
+// TLS. It completes the TLS handshake when it has not happened yet, under
+// the connection's deadline (connectGrace while connecting). A WSS
+// connection's certificates are those of its underlying TLS connection.
+func peerCertificates(c net.Conn) ([]*x509.Certificate, error) {
+	if ws, ok := c.(*wsConn); ok {
+		c = ws.Conn
+	}
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return nil, nil
+	}
+	if err := tc.Handshake(); err != nil {
+		return nil, err
+	}
+	return tc.ConnectionState().PeerCertificates, nil
+}

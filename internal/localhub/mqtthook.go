@@ -55,11 +55,12 @@ func (k *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	return nil
 }
 
-// OnConnectAuthenticate verifies username, client id and SAS password; on
+// OnConnectAuthenticate verifies username, client id and credentials (SAS
+// password or, for an X.509 identity, the TLS client certificate); on
 // failure the broker answers CONNACK 5 (not authorized) and no existing
 // session is touched.
 func (k *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	if err := k.h.authenticate(pk); err != nil {
+	if err := k.h.authenticate(pk, cl.Net.Conn); err != nil {
 		k.h.refuse(cl, packets.ErrBadUsernameOrPassword, err)
 		return false
 	}
@@ -151,9 +152,11 @@ func isConnackOK(pk packets.Packet) bool {
 }
 
 // OnSessionEstablished arms the token-expiry timer of the session recorded
-// at its CONNACK, then logs and reports the connection.
+// at its CONNACK (SAS identities: an X.509 identity's password is
+// ignored), then logs and reports the connection.
 func (k *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
-	if tok, err := iothub.ParseSAS(string(pk.Connect.Password)); err == nil {
+	id, _ := k.h.reg.lookup(cl.ID)
+	if tok, err := iothub.ParseSAS(string(pk.Connect.Password)); err == nil && id.authType() == authSAS {
 		k.h.presence.arm(cl, k.h.expireAt(cl, tok.Expiry))
 	}
 	_, subscribed := cl.State.Subscriptions.Get(iothub.MethodsSubscription)

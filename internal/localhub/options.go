@@ -52,6 +52,9 @@ type Options struct {
 	IDScope          string
 	EnrollmentGroups []string
 	Enrollments      []string
+	// DPSWSAddr, when set (with DPSAddr), also serves the provisioning
+	// endpoint as MQTT over WSS at /$iothub/websocket (Info.DPS.WSAddr).
+	DPSWSAddr string
 
 	// OnEvent, when set, is called with every Event: refused, accepted,
 	// kicked, expired and ended connections, methods subscriptions and
@@ -70,6 +73,8 @@ type Faults struct {
 	EmptyNullPayload    bool // a null request payload reaches the device as an empty body instead of "null"
 	OmitJSONContentType bool // REST success responses lack "Content-Type: application/json; charset=utf-8"
 	EmptyTwinErrorBody  bool // twin error responses on MQTT have an empty body (the Node SDK then reports success)
+	DPSThrottle         int  // the first N DPS requests (register or poll) are answered 429 with retry-after=1
+	DPSSilent           bool // DPS requests are never answered (a service that hangs)
 }
 
 // WebSocketPath is the HTTP path of MQTT over WebSockets (§3.1).

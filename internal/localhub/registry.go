@@ -3,6 +3,7 @@ package localhub
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -42,16 +43,75 @@ var (
 	ErrIdentityDeleted  = errors.New("identity was deleted from the registry")
 )
 
-// identity is one registered device or module as its file keeps it.
+// Authentication types of an identity (the registry API's
+// authentication.type): a SAS token signed with the identity's keys, a
+// self-signed (or any) client certificate named by its thumbprint, or a
+// client certificate issued by a trusted CA (x509.go).
+const (
+	authSAS        = "sas"
+	authSelfSigned = "selfSigned"
+	authCA         = "certificateAuthority"
+)
+
+// identity is one registered device or module as its file keeps it. A SAS
+// identity has both keys and no thumbprint, and no authType in its file
+// (files of earlier versions have none either); an X.509 identity has no
+// keys, and a selfSigned one a primary thumbprint (x509.go).
 type identity struct {
-	PrimaryKey        string    `json:"primaryKey"`
-	SecondaryKey      string    `json:"secondaryKey"`
-	Status            string    `json:"status,omitempty"` // devices: enabled or disabled
-	StatusReason      string    `json:"statusReason,omitempty"`
-	StatusUpdatedTime time.Time `json:"statusUpdatedTime,omitzero"` // zero until the status changes
-	GenerationID      string    `json:"generationId"`
-	ETagCounter       uint64    `json:"etag"`                // +1 per update
-	ManagedBy         string    `json:"managedBy,omitempty"` // modules
+	PrimaryKey          string    `json:"primaryKey"`
+	SecondaryKey        string    `json:"secondaryKey"`
+	AuthType            string    `json:"authType,omitempty"` // "" = authSAS
+	PrimaryThumbprint   string    `json:"primaryThumbprint,omitempty"`
+	SecondaryThumbprint string    `json:"secondaryThumbprint,omitempty"`
+	Status              string    `json:"status,omitempty"` // devices: enabled or disabled
+	StatusReason        string    `json:"statusReason,omitempty"`
+	StatusUpdatedTime   time.Time `json:"statusUpdatedTime,omitzero"` // zero until the status changes
+	GenerationID        string    `json:"generationId"`
+	ETagCounter         uint64    `json:"etag"`                // +1 per update
+	ManagedBy           string    `json:"managedBy,omitempty"` // modules
+}
+
+// authType is the identity's authentication type: authSAS, authSelfSigned
+// or authCA.
+func (id identity) authType() string { return cmpOr(id.AuthType, authSAS) }
+
+// checkAuth reports whether the identity's credentials fit its
+// authentication type: SAS has two valid keys and no thumbprint; selfSigned
+// a valid primary thumbprint, an optional valid secondary one and no keys;
+// certificateAuthority neither keys nor thumbprints.
+func (id identity) checkAuth() error {
+	keys := id.PrimaryKey != "" || id.SecondaryKey != ""
+	prints := id.PrimaryThumbprint != "" || id.SecondaryThumbprint != ""
+	switch t := id.authType(); t {
+	case authSAS:
+		if prints {
+			return errors.New("a sas identity has no thumbprints")
+		}
+		for _, k := range []string{id.PrimaryKey, id.SecondaryKey} {
+			if err := checkKey(k); err != nil {
+				return err
+			}
+		}
+	case authSelfSigned:
+		if keys {
+			return errors.New("a selfSigned identity has no symmetric keys")
+		}
+		if err := checkThumbprint(id.PrimaryThumbprint); err != nil {
+			return fmt.Errorf("primary thumbprint: %w", err)
+		}
+		if id.SecondaryThumbprint != "" {
+			if err := checkThumbprint(id.SecondaryThumbprint); err != nil {
+				return fmt.Errorf("secondary thumbprint: %w", err)
+			}
+		}
+	case authCA:
+		if keys || prints {
+			return errors.New("a certificateAuthority identity has neither symmetric keys nor thumbprints")
+		}
+	default:
+		return fmt.Errorf("authentication type %q is none of %s, %s, %s", t, authSAS, authSelfSigned, authCA)
+	}
+	return nil
 }
 
 // etag is the identity's ETag as the registry shows it: base64 of the
@@ -84,6 +144,10 @@ type registry struct {
 	devLock keyedMutex
 	mu      sync.RWMutex
 	doc     registryDoc
+	// cas are the CAs that certificateAuthority identities' certificates
+	// must chain to (x509.go). Set once at start, before any connection,
+	// and read without a lock.
+	cas *x509.CertPool
 }
 
 // decodeIdentity reads one identity: an object, or (old format, reported
@@ -103,10 +167,8 @@ func decodeIdentity(v json.RawMessage, now time.Time) (*identity, bool, error) {
 	if err := json.Unmarshal(v, ident); err != nil {
 		return nil, false, err
 	}
-	for _, k := range []string{ident.PrimaryKey, ident.SecondaryKey} {
-		if err := checkKey(k); err != nil {
-			return nil, false, err
-		}
+	if err := ident.checkAuth(); err != nil {
+		return nil, false, err
 	}
 	if ident.Status != "" && ident.Status != statusEnabled && ident.Status != statusDisabled {
 		return nil, false, fmt.Errorf("status %q is neither %s nor %s", ident.Status, statusEnabled, statusDisabled)
@@ -193,20 +255,54 @@ func (r *registry) add(device, module string, now time.Time) error {
 	return nil
 }
 
+// addCA registers device with certificateAuthority authentication
+// (Options.X509Devices) when it is absent; a device already registered so
+// is kept as it is. A device registered with another authentication type
+// is an error: the hub will not silently change how it authenticates.
+func (r *registry) addCA(device string, now time.Time) error {
+	if !validIdentityPart(device) {
+		return fmt.Errorf("register X.509 device %q: %s", device, idRule)
+	}
+	defer r.lockDevice(device)()
+	if old, ok := r.lookup(device); ok {
+		if t := old.authType(); t != authCA {
+			return fmt.Errorf("register X.509 device %q: it is registered with %s authentication; delete it first or choose another id", device, t)
+		}
+		return nil
+	}
+	ident := &identity{AuthType: authCA, Status: statusEnabled, GenerationID: newGenerationID(now)}
+	if err := r.writeIdentity(device, ident); err != nil {
+		return err
+	}
+	r.set(device, ident)
+	return nil
+}
+
 // identitySpec is what a create or update asks for (registry REST PUT).
 // An empty key is generated on create and kept on update; Status is
 // enabled or disabled and ignored for modules.
+//
+// AuthType is authSAS, authSelfSigned or authCA; "" means authSAS on
+// create and the stored type on update. Keys are for SAS identities only,
+// thumbprints (SHA-1 or SHA-256 hex of the certificate's DER) for
+// selfSigned ones only: when either thumbprint is given both replace the
+// stored ones (an empty secondary = none), when neither is they are kept.
+// Changing an identity to an X.509 type drops its keys; changing it back
+// to SAS generates new ones unless given.
 type identitySpec struct {
-	PrimaryKey, SecondaryKey string
-	Status, StatusReason     string
-	ManagedBy                string
+	PrimaryKey, SecondaryKey               string
+	Status, StatusReason                   string
+	ManagedBy                              string
+	AuthType                               string
+	PrimaryThumbprint, SecondaryThumbprint string
 }
 
 // put creates clientID or updates it, following If-Match (ifMatch, quotes
 // stripped; "" when absent): an absent identity is created when ifMatch is
 // "" or "*"; an existing one is updated when ifMatch is "*" or its etag.
 // It returns the identity as stored and whether it was created. The error
-// is an *iothub.Error: 404001 for a module of an unknown device, 404001 or
+// is an *iothub.Error: 400004 for credentials that do not fit the
+// authentication type (applyAuth), 404001 for a module of an unknown device, 404001 or
 // 404010 for an update of an absent identity, 409001 or 409301 for a
 // create (no If-Match) of an existing one, 412001 for an etag mismatch;
 // or the write's error, with the registry unchanged.
@@ -230,6 +326,9 @@ func (r *registry) put(clientID string, spec identitySpec, ifMatch string, now t
 		next = &old // a copy: stored identities are never modified
 		next.ETagCounter++
 	}
+	if err := applyAuth(next, spec); err != nil {
+		return identity{}, false, err
+	}
 	applySpec(next, spec, module != "", now, exists)
 	if err := r.writeIdentity(clientID, next); err != nil {
 		return identity{}, false, err // memory unchanged, as the file is
@@ -238,16 +337,51 @@ func (r *registry) put(clientID string, spec identitySpec, ifMatch string, now t
 	return *next, !exists, nil
 }
 
-// applySpec writes spec into id. Keys given replace the stored ones;
-// a status change stamps StatusUpdatedTime (an update only: a new
-// identity's status has never changed).
+// applyAuth writes spec's authentication into id (see identitySpec). The
+// error is an *iothub.Error 400004 when the credentials given do not fit
+// the resulting type (keys for an X.509 identity, thumbprints for a SAS or
+// CA one, a selfSigned identity without a valid primary thumbprint); id
+// is then partly written and must be dropped.
+func applyAuth(id *identity, spec identitySpec) error {
+	invalid := func(msg string) error { return iothub.NewError(iothub.CodeArgumentInvalid, msg) }
+	typ := cmpOr(spec.AuthType, id.authType())
+	keys := spec.PrimaryKey != "" || spec.SecondaryKey != ""
+	prints := spec.PrimaryThumbprint != "" || spec.SecondaryThumbprint != ""
+	switch typ {
+	case authSAS:
+		if prints {
+			return invalid("x509Thumbprint is for selfSigned identities only; this identity's authentication type is sas.")
+		}
+		id.PrimaryKey = cmpOr(spec.PrimaryKey, cmpOr(id.PrimaryKey, newKey()))
+		id.SecondaryKey = cmpOr(spec.SecondaryKey, cmpOr(id.SecondaryKey, newKey()))
+		id.AuthType, id.PrimaryThumbprint, id.SecondaryThumbprint = "", "", ""
+	case authSelfSigned:
+		if keys {
+			return invalid("symmetricKey is for sas identities only; this identity's authentication type is selfSigned.")
+		}
+		id.PrimaryKey, id.SecondaryKey, id.AuthType = "", "", authSelfSigned
+		if prints {
+			id.PrimaryThumbprint, id.SecondaryThumbprint = spec.PrimaryThumbprint, spec.SecondaryThumbprint
+		}
+	case authCA:
+		if keys || prints {
+			return invalid("a certificateAuthority identity takes neither symmetricKey nor x509Thumbprint.")
+		}
+		id.PrimaryKey, id.SecondaryKey, id.AuthType = "", "", authCA
+		id.PrimaryThumbprint, id.SecondaryThumbprint = "", ""
+	default:
+		return invalid("authentication.type " + typ + " is not supported: use sas, selfSigned or certificateAuthority.")
+	}
+	if err := id.checkAuth(); err != nil {
+		return invalid("authentication: " + err.Error() + ".")
+	}
+	return nil
+}
+
+// applySpec writes spec's status and managedBy into id; a status change
+// stamps StatusUpdatedTime (an update only: a new identity's status has
+// never changed).
 func applySpec(id *identity, spec identitySpec, isModule bool, now time.Time, update bool) {
-	if spec.PrimaryKey != "" {
-		id.PrimaryKey = spec.PrimaryKey
-	}
-	if spec.SecondaryKey != "" {
-		id.SecondaryKey = spec.SecondaryKey
-	}
 	if isModule {
 		id.Status, id.StatusReason = "", ""
 		id.ManagedBy = spec.ManagedBy
@@ -383,7 +517,8 @@ func (r *registry) policyKey(name string) (string, bool) {
 	return k, ok
 }
 
-// identities returns the registered client ids with their primary keys.
+// identities returns the registered client ids with their primary keys;
+// the key of an X.509 identity is "".
 func (r *registry) identities() map[string]string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()

@@ -32,7 +32,9 @@ import (
 // DELETE answers 204. Errors are in body format B: 404001, 404010, 409001
 // (DeviceAlreadyExists: a create of an existing device, i.e. a PUT without
 // If-Match), 409301, 412001 (If-Match names another etag), 400004 (ids,
-// keys, status, X.509, IoT Edge), 400006 (not a JSON object).
+// keys, thumbprints, authentication type, status, IoT Edge), 400006 (not
+// a JSON object). Identities authenticate with sas (symmetric keys),
+// selfSigned (x509Thumbprint) or certificateAuthority (x509.go).
 func (a *restAPI) routeRegistry() {
 	for _, p := range []string{"/devices/{device}", "/devices/{device}/modules/{module}"} {
 		a.route(p, a.failLegacy,
@@ -203,10 +205,6 @@ type identityBody struct {
 // maxStatusReason bounds statusReason (characters), as the real hub does.
 const maxStatusReason = 128
 
-// errX509 refuses certificate identities, which the hub cannot
-// authenticate yet.
-var errX509 = iothub.NewError(iothub.CodeArgumentInvalid, "X.509 identities (selfSigned, certificateAuthority) are not supported by this hub yet: use authentication type sas.")
-
 // decodeIdentitySpec validates a registry PUT body for device/module. The
 // error is an *iothub.Error: 400006 when it is not a JSON object of the
 // right shape, 400004 when a value is refused.
@@ -244,32 +242,63 @@ func decodeIdentitySpec(body []byte, device, module string) (identitySpec, error
 	return spec, nil
 }
 
-// authSpec reads the authentication member: type sas (or absent), keys
-// given are base64 of 16 to 64 bytes, no thumbprints.
+// authSpec reads the authentication member: type sas (or absent),
+// selfSigned or certificateAuthority; keys given are base64 of 16 to 64
+// bytes and only for sas; thumbprints given are SHA-1 or SHA-256 hex and
+// only for selfSigned, which needs a primary one; certificateAuthority
+// takes neither. Empty strings and nulls count as not given. An absent
+// type is left to the registry: sas on create, the stored type on update
+// (registry.put checks the credentials against it).
 func authSpec(b *identityBody, spec *identitySpec) error {
 	auth := b.Authentication
 	if auth == nil {
 		return nil
 	}
-	switch t := deref(auth.Type); t {
-	case "", "sas":
-	case "selfSigned", "certificateAuthority":
-		return errX509
-	default:
-		return iothub.NewError(iothub.CodeArgumentInvalid, "authentication.type "+t+" is not supported: use sas.")
-	}
-	if tp := auth.X509Thumbprint; tp != nil && (deref(tp.PrimaryThumbprint) != "" || deref(tp.SecondaryThumbprint) != "") {
-		return errX509
-	}
+	invalid := func(msg string) error { return iothub.NewError(iothub.CodeArgumentInvalid, msg) }
 	if sk := auth.SymmetricKey; sk != nil {
 		spec.PrimaryKey, spec.SecondaryKey = deref(sk.PrimaryKey), deref(sk.SecondaryKey)
+	}
+	if tp := auth.X509Thumbprint; tp != nil {
+		spec.PrimaryThumbprint, spec.SecondaryThumbprint = deref(tp.PrimaryThumbprint), deref(tp.SecondaryThumbprint)
+	}
+	keys := spec.PrimaryKey != "" || spec.SecondaryKey != ""
+	prints := spec.PrimaryThumbprint != "" || spec.SecondaryThumbprint != ""
+	switch t := deref(auth.Type); t {
+	case "", authSAS:
+		spec.AuthType = t
+		if prints {
+			return invalid("authentication.x509Thumbprint is for type selfSigned only, not sas.")
+		}
+	case authSelfSigned:
+		spec.AuthType = t
+		if keys {
+			return invalid("authentication.symmetricKey is for type sas only, not selfSigned.")
+		}
+		if spec.PrimaryThumbprint == "" {
+			return invalid("authentication type selfSigned needs x509Thumbprint.primaryThumbprint.")
+		}
+	case authCA:
+		spec.AuthType = t
+		if keys || prints {
+			return invalid("authentication type certificateAuthority takes neither symmetricKey nor x509Thumbprint.")
+		}
+	default:
+		return invalid("authentication.type " + t + " is not supported: use sas, selfSigned or certificateAuthority.")
 	}
 	for name, k := range map[string]string{"primaryKey": spec.PrimaryKey, "secondaryKey": spec.SecondaryKey} {
 		if k == "" {
 			continue
 		}
 		if err := checkKey(k); err != nil {
-			return iothub.NewError(iothub.CodeArgumentInvalid, "authentication.symmetricKey."+name+": "+err.Error()+".")
+			return invalid("authentication.symmetricKey." + name + ": " + err.Error() + ".")
+		}
+	}
+	for name, tp := range map[string]string{"primaryThumbprint": spec.PrimaryThumbprint, "secondaryThumbprint": spec.SecondaryThumbprint} {
+		if tp == "" {
+			continue
+		}
+		if err := checkThumbprint(tp); err != nil {
+			return invalid("authentication.x509Thumbprint." + name + ": " + err.Error() + ".")
 		}
 	}
 	return nil
@@ -375,8 +404,8 @@ func (h *Hub) refreshInfo() {
 // Registry JSON shapes, as the real service returns them.
 type (
 	symmetricKeyJSON struct {
-		PrimaryKey   string `json:"primaryKey"`
-		SecondaryKey string `json:"secondaryKey"`
+		PrimaryKey   *string `json:"primaryKey"`
+		SecondaryKey *string `json:"secondaryKey"`
 	}
 	thumbprintJSON struct {
 		PrimaryThumbprint   *string `json:"primaryThumbprint"`
@@ -417,8 +446,9 @@ type (
 	}
 )
 
-// identityJSON renders identity clientID as the registry API returns it.
-// Connection state is live; connection and activity times are not tracked
+// identityJSON renders identity clientID as the registry API returns it;
+// credentials an identity does not have (keys of an X.509 one, thumbprints
+// of a SAS or CA one) are null. Connection state is live; connection and activity times are not tracked
 // and show the real hub's "never" value.
 func (h *Hub) identityJSON(clientID string, id identity) []byte {
 	device, module := iothub.SplitClientID(clientID)
@@ -426,7 +456,11 @@ func (h *Hub) identityJSON(clientID string, id identity) []byte {
 	if h.presence.client(clientID) != nil {
 		state = "Connected"
 	}
-	auth := authJSON{SymmetricKey: symmetricKeyJSON{id.PrimaryKey, id.SecondaryKey}, Type: "sas"}
+	auth := authJSON{
+		SymmetricKey:   symmetricKeyJSON{nullable(id.PrimaryKey), nullable(id.SecondaryKey)},
+		X509Thumbprint: thumbprintJSON{nullable(id.PrimaryThumbprint), nullable(id.SecondaryThumbprint)},
+		Type:           id.authType(),
+	}
 	var b []byte
 	if module != "" {
 		b, _ = json.Marshal(moduleJSON{

@@ -171,8 +171,8 @@ func TestRegistryGivenKeys(t *testing.T) {
 	th.wantRefused(t, th.keyCreds(t, "k1", "", otherKey), iothub.ErrSASSignature)
 }
 
-// TestRegistryRefusesBadBodies: ids, keys, statuses, X.509 and IoT Edge
-// the hub cannot register are 400004; a body that is no JSON object is
+// TestRegistryRefusesBadBodies: ids, keys, thumbprints, authentication
+// types, statuses and IoT Edge the hub cannot register are 400004; a body that is no JSON object is
 // 400006; nothing is created.
 func TestRegistryRefusesBadBodies(t *testing.T) {
 	th := startHub(t, localhub.Options{})
@@ -184,9 +184,17 @@ func TestRegistryRefusesBadBodies(t *testing.T) {
 		{"not base64", "/devices/b1", `{"authentication":{"symmetricKey":{"primaryKey":"not base64!"}}}`, iothub.CodeArgumentInvalid, "primaryKey"},
 		{"short key", "/devices/b1", `{"authentication":{"symmetricKey":{"secondaryKey":"` + base64.StdEncoding.EncodeToString(make([]byte, 8)) + `"}}}`, iothub.CodeArgumentInvalid, "secondaryKey"},
 		{"long key", "/devices/b1", `{"authentication":{"symmetricKey":{"primaryKey":"` + base64.StdEncoding.EncodeToString(make([]byte, 65)) + `"}}}`, iothub.CodeArgumentInvalid, "16 to 64"},
-		{"selfSigned", "/devices/b1", `{"authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"AB"}}}`, iothub.CodeArgumentInvalid, "X.509"},
-		{"certificateAuthority", "/devices/b1", `{"authentication":{"type":"certificateAuthority"}}`, iothub.CodeArgumentInvalid, "X.509"},
-		{"thumbprint with sas", "/devices/b1", `{"authentication":{"type":"sas","x509Thumbprint":{"secondaryThumbprint":"AB"}}}`, iothub.CodeArgumentInvalid, "X.509"},
+		{"short thumbprint", "/devices/b1", `{"authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"AB"}}}`, iothub.CodeArgumentInvalid, "primaryThumbprint"},
+		{"thumbprint with colons", "/devices/b1", `{"authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"` + strings.Repeat("AB:", 19) + `AB"}}}`, iothub.CodeArgumentInvalid, "primaryThumbprint"},
+		{"thumbprint not hex", "/devices/b1", `{"authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"` + strings.Repeat("zz", 20) + `"}}}`, iothub.CodeArgumentInvalid, "primaryThumbprint"},
+		{"bad secondary thumbprint", "/devices/b1", `{"authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"` + strings.Repeat("ab", 20) + `","secondaryThumbprint":"` + strings.Repeat("ab", 21) + `"}}}`, iothub.CodeArgumentInvalid, "secondaryThumbprint"},
+		{"selfSigned without thumbprint", "/devices/b1", `{"authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":null,"secondaryThumbprint":"` + strings.Repeat("ab", 20) + `"}}}`, iothub.CodeArgumentInvalid, "primaryThumbprint"},
+		{"selfSigned with key", "/devices/b1", `{"authentication":{"type":"selfSigned","symmetricKey":{"primaryKey":"` + givenPrimary + `"},"x509Thumbprint":{"primaryThumbprint":"` + strings.Repeat("ab", 20) + `"}}}`, iothub.CodeArgumentInvalid, "symmetricKey"},
+		{"certificateAuthority with thumbprint", "/devices/b1", `{"authentication":{"type":"certificateAuthority","x509Thumbprint":{"primaryThumbprint":"` + strings.Repeat("ab", 20) + `"}}}`, iothub.CodeArgumentInvalid, "certificateAuthority"},
+		{"certificateAuthority with key", "/devices/b1", `{"authentication":{"type":"certificateAuthority","symmetricKey":{"secondaryKey":"` + givenSecondary + `"}}}`, iothub.CodeArgumentInvalid, "certificateAuthority"},
+		{"thumbprint with sas", "/devices/b1", `{"authentication":{"type":"sas","x509Thumbprint":{"secondaryThumbprint":"` + strings.Repeat("ab", 20) + `"}}}`, iothub.CodeArgumentInvalid, "x509Thumbprint"},
+		{"thumbprint without type", "/devices/b1", `{"authentication":{"x509Thumbprint":{"primaryThumbprint":"` + strings.Repeat("ab", 20) + `"}}}`, iothub.CodeArgumentInvalid, "x509Thumbprint"},
+		{"unknown type", "/devices/b1", `{"authentication":{"type":"tpm"}}`, iothub.CodeArgumentInvalid, "authentication.type"},
 		{"iotEdge", "/devices/b1", `{"capabilities":{"iotEdge":true}}`, iothub.CodeArgumentInvalid, "IoT Edge"},
 		{"unknown status", "/devices/b1", `{"status":"paused"}`, iothub.CodeArgumentInvalid, "status"},
 		{"long statusReason", "/devices/b1", `{"status":"disabled","statusReason":"` + strings.Repeat("r", 129) + `"}`, iothub.CodeArgumentInvalid, "statusReason"},

@@ -69,3 +69,18 @@ const (
 	MethodsSubscribed = "methodsSubscribed" // whether a connection holds the methods subscription
 	JobID             = "jobId"             // a jobs v2 job id
 )
+
+// Keys of the Device Provisioning Service (the hub's endpoint and the
+// device's client).
+const (
+	DPSAddr        = "dpsAddr"        // the DPS listen address or endpoint
+	IDScope        = "idScope"        // a DPS id scope
+	RegistrationID = "registrationId" // a DPS registration id
+	OperationID    = "operationId"    // a DPS registration operation id
+	Enrollment     = "enrollment"     // a DPS enrollment: group name or registration id
+	EnrollmentKind = "enrollmentKind" // group or individual
+	Enabled        = "enabled"        // whether something is enabled
+	Substatus      = "substatus"      // a DPS registration's substatus
+	AssignedHub    = "assignedHub"    // the IoT hub DPS assigned
+	Attempt        = "attempt"        // the number of an attempt
+)
