@@ -10,7 +10,7 @@ import (
 
 const hubUsage = `usage: methodd hub [--dir DIR] [--mqtt-addr ADDR] [--https-addr ADDR] [--ws-addr ADDR]
                    [--device ID[/MODULE]]... [--x509-device ID]... [--dps-addr ADDR [--id-scope SCOPE]
-                   [--enrollment-group NAME]... [--enrollment REGID]...]
+                   [--enrollment-group NAME]... [--enrollment REGID]... [--x509-enrollment-group NAME]...]
                    [--allow-non-loopback] [--log-format text|json] [--log-level LEVEL]
 
 Run a local, protocol-faithful IoT Hub for direct methods: MQTT 3.1.1 over TLS
@@ -23,7 +23,8 @@ dev-device is registered when no identity exists yet. Runs until SIGINT/SIGTERM.
 --x509-device ID registers ID with X.509 authentication and issues its
 certificate and key from the hub's CA into DIR (hub.json "x509"). --dps-addr
 serves a Device Provisioning Service endpoint (MQTT over TLS, same CA) whose
-symmetric-key enrollment groups and individual enrollments register the devices
+symmetric-key enrollment groups, individual enrollments and X.509 CA groups
+(certificates issued by the hub's CA, CN = registration id) register the devices
 they assign in this hub (hub.json "dps": id scope and keys).
 
 examples:
@@ -45,7 +46,7 @@ type hubFlags struct {
 	devices                          multiFlag
 	x509Devices                      multiFlag
 	dpsAddr, idScope                 string
-	groups, enrollments              multiFlag
+	groups, enrollments, x509Groups  multiFlag
 	allowNonLoopback                 bool
 	logFormat, logLevel              string
 }
@@ -62,19 +63,20 @@ func (c *hubCmd) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	h, err := localhub.Start(ctx, localhub.Options{
-		Dir:              f.dir,
-		MQTTAddr:         f.mqttAddr,
-		HTTPSAddr:        f.httpsAddr,
-		WSAddr:           f.wsAddr,
-		Devices:          f.devices,
-		X509Devices:      f.x509Devices,
-		DPSAddr:          f.dpsAddr,
-		IDScope:          f.idScope,
-		EnrollmentGroups: f.groups,
-		Enrollments:      f.enrollments,
-		DefaultDevice:    defaultHubDevice,
-		AllowNonLoopback: f.allowNonLoopback,
-		Logger:           logger,
+		Dir:                  f.dir,
+		MQTTAddr:             f.mqttAddr,
+		HTTPSAddr:            f.httpsAddr,
+		WSAddr:               f.wsAddr,
+		Devices:              f.devices,
+		X509Devices:          f.x509Devices,
+		DPSAddr:              f.dpsAddr,
+		IDScope:              f.idScope,
+		EnrollmentGroups:     f.groups,
+		Enrollments:          f.enrollments,
+		X509EnrollmentGroups: f.x509Groups,
+		DefaultDevice:        defaultHubDevice,
+		AllowNonLoopback:     f.allowNonLoopback,
+		Logger:               logger,
 	})
 	if err != nil {
 		return fmt.Errorf("hub: %w", err)
@@ -117,6 +119,7 @@ func (c *hubCmd) parse(args []string) (hubFlags, error) {
 	fs.StringVar(&f.idScope, "id-scope", "", "the DPS id scope (default: generated once and kept in DIR)")
 	fs.Var(&f.groups, "enrollment-group", "create symmetric-key DPS enrollment group NAME (repeatable)")
 	fs.Var(&f.enrollments, "enrollment", "create individual symmetric-key DPS enrollment REGID (repeatable)")
+	fs.Var(&f.x509Groups, "x509-enrollment-group", "create X.509 CA DPS enrollment group NAME: the hub's CA signs its devices (repeatable)")
 	fs.BoolVar(&f.allowNonLoopback, "allow-non-loopback", false, "allow listening on non-loopback addresses")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -126,8 +129,8 @@ func (c *hubCmd) parse(args []string) (hubFlags, error) {
 	if fs.NArg() > 0 {
 		return f, usageError("hub: unexpected argument %q", fs.Arg(0))
 	}
-	if f.dpsAddr == "" && (f.idScope != "" || len(f.groups) > 0 || len(f.enrollments) > 0) {
-		return f, usageError("hub: --id-scope, --enrollment-group and --enrollment need --dps-addr")
+	if f.dpsAddr == "" && (f.idScope != "" || len(f.groups) > 0 || len(f.enrollments) > 0 || len(f.x509Groups) > 0) {
+		return f, usageError("hub: --id-scope, --enrollment-group, --enrollment and --x509-enrollment-group need --dps-addr")
 	}
 	if f.dir == "" {
 		dir, err := localhub.DefaultDir(c.env.Getenv)

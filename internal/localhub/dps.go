@@ -2,11 +2,14 @@ package localhub
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -39,6 +42,7 @@ type dpsServer struct {
 type dpsLogin struct {
 	registrationID string
 	password       string
+	chain          []*x509.Certificate // the client certificate chain, leaf first; nil without one
 }
 
 // dps returns the hub's DPS endpoint, nil without one.
@@ -54,7 +58,7 @@ func (h *Hub) startDPS(tlsConf *tls.Config) (err error) {
 		}
 		return nil
 	}
-	doc, err := loadDPSDoc(h.opts.Dir, h.opts.IDScope, h.opts.EnrollmentGroups, h.opts.Enrollments)
+	doc, err := loadDPSDoc(h.opts.Dir, h.opts.IDScope, h.opts.EnrollmentGroups, h.opts.Enrollments, h.opts.X509EnrollmentGroups)
 	if err != nil {
 		return err
 	}
@@ -73,7 +77,11 @@ func (h *Hub) startDPS(tlsConf *tls.Config) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := s.serve(ln, wsLn, tlsConf); err != nil {
+	// Like the device listeners, DPS asks for a client certificate without
+	// verifying it in TLS: X.509 attestation is checked at register time.
+	dpsTLS := tlsConf.Clone()
+	dpsTLS.ClientAuth = tls.RequestClientCert
+	if err := s.serve(ln, wsLn, dpsTLS); err != nil {
 		ln.Close()
 		if wsLn != nil {
 			wsLn.Close()
@@ -164,12 +172,14 @@ func (h *Hub) dpsInfoLocked(info *Info) {
 		IDScope:     s.doc.IDScope,
 		Groups:      keys(s.doc.Groups),
 		Enrollments: keys(s.doc.Enrollments),
+		X509Groups:  slices.Sorted(maps.Keys(s.doc.X509Groups)),
 	}
 }
 
 // SetEnrollmentEnabled enables or disables an enrollment of the DPS
 // endpoint: kind is EnrollmentGroup (name is the group's name) or
-// EnrollmentIndividual (name is the registration id). The change is
+// EnrollmentIndividual (name is the registration id) or
+// EnrollmentX509Group (name is the group's name). The change is
 // persisted in DIR/dps.json before it returns. A disabled enrollment
 // answers registrations with status "disabled". It fails with
 // ErrUnknownEnrollment for an enrollment (or kind) the hub does not have,
@@ -187,6 +197,8 @@ func (h *Hub) SetEnrollmentEnabled(kind, name string, enabled bool) error {
 		m = s.doc.Groups
 	case EnrollmentIndividual:
 		m = s.doc.Enrollments
+	case EnrollmentX509Group:
+		m = s.doc.X509Groups
 	}
 	e, ok := m[name]
 	if !ok {

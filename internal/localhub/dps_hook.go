@@ -83,7 +83,8 @@ func (k *dpsHook) OnACLCheck(_ *mqtt.Client, topic string, write bool) bool {
 // OnSessionEstablished remembers the login for the requests to come.
 func (k *dpsHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	k.s.mu.Lock()
-	k.s.conns[cl] = dpsLogin{registrationID: cl.ID, password: string(pk.Connect.Password)}
+	chain, _ := peerCertificates(cl.Net.Conn) // a failed handshake never gets here
+	k.s.conns[cl] = dpsLogin{registrationID: cl.ID, password: string(pk.Connect.Password), chain: chain}
 	k.s.mu.Unlock()
 	k.s.log.Debug("dps connected", logkey.RegistrationID, cl.ID, logkey.Remote, cl.Net.Remote, logkey.Listener, cl.Net.Listener)
 }

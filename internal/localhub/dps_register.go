@@ -1,10 +1,12 @@
 package localhub
 
 import (
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"time"
@@ -98,7 +100,7 @@ func (s *dpsServer) register(login dpsLogin, payload []byte) dpsReply {
 		return s.refuse(reg, http.StatusBadRequest, dpsCodeBadRequest, "Invalid registration id.",
 			errors.New("registration ids are [a-z0-9-]{1,128}"))
 	}
-	m, err := s.authorize(reg, login.password)
+	m, err := s.authorizeLogin(login)
 	if err != nil {
 		return s.refuse(reg, http.StatusUnauthorized, dpsCodeUnauthorized, "Unauthorized", err)
 	}
@@ -133,7 +135,7 @@ func (s *dpsServer) poll(login dpsLogin, opID string) dpsReply {
 	if !ok || owner != reg {
 		return s.refuse(reg, http.StatusNotFound, dpsCodeNotFound, "Operation not found.", fmt.Errorf("unknown operation %q", opID))
 	}
-	if _, err := s.authorize(reg, login.password); err != nil {
+	if _, err := s.authorizeLogin(login); err != nil {
 		return s.refuse(reg, http.StatusUnauthorized, dpsCodeUnauthorized, "Unauthorized", err)
 	}
 	st := rec.State
@@ -159,10 +161,11 @@ func (s *dpsServer) disabled(reg string) dpsReply {
 	})
 }
 
-// dpsMatch is the enrollment a token verified against.
+// dpsMatch is the enrollment a token or certificate verified against.
 type dpsMatch struct {
-	key     string // the device key
+	key     string // the device key; "" for X.509
 	group   string // the group's name; "" for an individual enrollment
+	x509    bool   // an X.509 CA group: the device is a certificateAuthority identity
 	enabled bool
 }
 
@@ -174,10 +177,44 @@ func (m dpsMatch) name(reg string) string {
 }
 
 func (m dpsMatch) kind() string {
+	if m.x509 {
+		return EnrollmentX509Group
+	}
 	if m.group != "" {
 		return EnrollmentGroup
 	}
 	return EnrollmentIndividual
+}
+
+// authorizeLogin authorizes a connection's registration: by its client
+// certificate when it logged in with one and no password (X.509
+// attestation, §5.6), else by its SAS token.
+func (s *dpsServer) authorizeLogin(login dpsLogin) (dpsMatch, error) {
+	if login.password == "" && len(login.chain) > 0 {
+		return s.authorizeX509(login.registrationID, login.chain)
+	}
+	return s.authorize(login.registrationID, login.password)
+}
+
+// authorizeX509 verifies an X.509 attestation for registration id reg:
+// the leaf is within its validity, chains to the CAs of
+// certificateAuthority identities and has CN reg (§5.6); the enrollment
+// is the first X.509 CA group by name. The error wraps ErrCertificate, or
+// says that no X.509 group exists.
+func (s *dpsServer) authorizeX509(reg string, chain []*x509.Certificate) (dpsMatch, error) {
+	if err := s.h.checkValidity(chain[0]); err != nil {
+		return dpsMatch{}, err
+	}
+	if err := s.h.verifyCASigned(chain, reg); err != nil {
+		return dpsMatch{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := slices.Sorted(maps.Keys(s.doc.X509Groups))
+	if len(names) == 0 {
+		return dpsMatch{}, errors.New("a client certificate without a token, and no X.509 enrollment group")
+	}
+	return dpsMatch{group: names[0], x509: true, enabled: s.doc.X509Groups[names[0]].Enabled}, nil
 }
 
 // authorize verifies password, a DPS SAS in any SDK's form (§5.2), for
@@ -244,7 +281,11 @@ func (s *dpsServer) candidatesLocked(reg string) []dpsMatch {
 // registration under a new operation id.
 func (s *dpsServer) assign(reg string, m dpsMatch) (dpsRecord, error) {
 	_, existed := s.h.reg.lookup(reg)
-	if _, err := s.h.putIdentity(reg, identitySpec{PrimaryKey: m.key, SecondaryKey: m.key}, "*"); err != nil {
+	spec := identitySpec{PrimaryKey: m.key, SecondaryKey: m.key}
+	if m.x509 {
+		spec = identitySpec{AuthType: authCA}
+	}
+	if _, err := s.h.putIdentity(reg, spec, "*"); err != nil {
 		return dpsRecord{}, err
 	}
 	now := iothub.DPSTime(s.h.opts.Now())
@@ -264,6 +305,9 @@ func (s *dpsServer) assign(reg string, m dpsMatch) (dpsRecord, error) {
 			LastUpdatedDateTimeUTC: now,
 			ETag:                   newDPSETag(),
 		},
+	}
+	if m.x509 { // the attestation echo (§5.4)
+		rec.State.X509 = &iothub.DPSX509{EnrollmentGroupID: m.group}
 	}
 	if prev != nil {
 		rec.State.CreatedDateTimeUTC = prev.State.CreatedDateTimeUTC

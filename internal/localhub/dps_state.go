@@ -23,6 +23,7 @@ const dpsFile = "dps.json"
 const (
 	EnrollmentGroup      = "group"
 	EnrollmentIndividual = "individual"
+	EnrollmentX509Group  = "x509group"
 )
 
 // ErrUnknownEnrollment is returned by SetEnrollmentEnabled for an
@@ -34,13 +35,15 @@ type dpsDoc struct {
 	IDScope       string                    `json:"idScope"`
 	Groups        map[string]*dpsEnrollment `json:"groups"`        // by name
 	Enrollments   map[string]*dpsEnrollment `json:"enrollments"`   // by registration id
+	X509Groups    map[string]*dpsEnrollment `json:"x509Groups"`    // X.509 CA groups by name (no key)
 	Registrations map[string]*dpsRecord     `json:"registrations"` // by registration id
 }
 
-// dpsEnrollment is a symmetric-key enrollment: its base64 key (a group's
-// devices use keys derived from it) and whether it admits registrations.
+// dpsEnrollment is an enrollment: for a symmetric-key one its base64 key
+// (a group's devices use keys derived from it), and whether it admits
+// registrations.
 type dpsEnrollment struct {
-	Key     string `json:"key"`
+	Key     string `json:"key,omitempty"`
 	Enabled bool   `json:"enabled"`
 }
 
@@ -55,7 +58,7 @@ type dpsRecord struct {
 // fills in the id scope (scope, else the kept one, else a generated one)
 // and creates the requested enrollments that are missing, with fresh
 // random keys. It writes the file when anything changed.
-func loadDPSDoc(dir, scope string, groups, enrollments []string) (*dpsDoc, error) {
+func loadDPSDoc(dir, scope string, groups, enrollments, x509Groups []string) (*dpsDoc, error) {
 	path := filepath.Join(dir, dpsFile)
 	doc := &dpsDoc{}
 	b, err := os.ReadFile(path)
@@ -77,6 +80,11 @@ func loadDPSDoc(dir, scope string, groups, enrollments []string) (*dpsDoc, error
 			return nil, fmt.Errorf("localhub: enrollment %q: registration ids are [a-z0-9-]{1,128}", reg)
 		}
 		changed = doc.ensure(doc.Enrollments, reg) || changed
+	}
+	for _, name := range x509Groups {
+		if _, ok := doc.X509Groups[name]; !ok {
+			doc.X509Groups[name], changed = &dpsEnrollment{Enabled: true}, true
+		}
 	}
 	if changed || b == nil {
 		if err := writeJSONAtomic(path, doc); err != nil {
@@ -100,6 +108,9 @@ func (d *dpsDoc) fill(scope string) bool {
 	}
 	if d.Enrollments == nil {
 		d.Enrollments = map[string]*dpsEnrollment{}
+	}
+	if d.X509Groups == nil {
+		d.X509Groups = map[string]*dpsEnrollment{}
 	}
 	if d.Registrations == nil {
 		d.Registrations = map[string]*dpsRecord{}

@@ -49,6 +49,7 @@ type DPSInfo struct {
 	IDScope     string            `json:"idScope"`
 	Groups      map[string]string `json:"groups"`
 	Enrollments map[string]string `json:"enrollments"`
+	X509Groups  []string          `json:"x509Groups,omitempty"` // X.509 CA enrollment groups, by name
 }
 
 // ReadInfo reads DIR/hub.json as written by a running (or previously run)

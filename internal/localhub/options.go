@@ -52,6 +52,12 @@ type Options struct {
 	IDScope          string
 	EnrollmentGroups []string
 	Enrollments      []string
+	// X509EnrollmentGroups are the names of X.509 CA enrollment groups to
+	// create: a device registers through one with a client certificate
+	// that chains to the CAs certificateAuthority identities use (the
+	// hub's CA and DIR/x509/cas) and whose CN is its registration id; it
+	// is assigned as a certificateAuthority identity.
+	X509EnrollmentGroups []string
 	// DPSWSAddr, when set (with DPSAddr), also serves the provisioning
 	// endpoint as MQTT over WSS at /$iothub/websocket (Info.DPS.WSAddr).
 	DPSWSAddr string

@@ -85,24 +85,52 @@ func thumbprintMatches(want string, der []byte) bool {
 // checkCertificate authenticates X.509 identity clientID (id) by the client
 // certificate of conn. The error wraps ErrCertificate with the reason.
 func (h *Hub) checkCertificate(conn net.Conn, clientID string, id identity) error {
-	chain, err := peerCertificates(conn)
+	chain, err := h.clientChain(conn)
 	if err != nil {
-		return fmt.Errorf("%w: TLS handshake: %w", ErrCertificate, err)
+		return fmt.Errorf("identity %q uses %s authentication: %w", clientID, id.authType(), err)
 	}
-	if len(chain) == 0 {
-		return fmt.Errorf("%w: no client certificate presented; identity %q uses %s authentication", ErrCertificate, clientID, id.authType())
-	}
-	leaf, now := chain[0], h.opts.Now()
-	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
-		return fmt.Errorf("%w: certificate expired or not yet valid (valid %s to %s)", ErrCertificate,
-			leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
-	}
+	leaf := chain[0]
 	if id.authType() == authSelfSigned {
 		if !thumbprintMatches(id.PrimaryThumbprint, leaf.Raw) && !thumbprintMatches(id.SecondaryThumbprint, leaf.Raw) {
 			return fmt.Errorf("%w: thumbprint mismatch: the certificate is neither the primary nor the secondary thumbprint of %q", ErrCertificate, clientID)
 		}
 		return nil
 	}
+	return h.verifyCASigned(chain, clientID)
+}
+
+// clientChain returns the client certificate chain of conn (leaf first),
+// its leaf within its validity at Options.Now. The error wraps
+// ErrCertificate: a failed handshake, no certificate, or a leaf expired or
+// not yet valid.
+func (h *Hub) clientChain(conn net.Conn) ([]*x509.Certificate, error) {
+	chain, err := peerCertificates(conn)
+	if err != nil {
+		return nil, fmt.Errorf("%w: TLS handshake: %w", ErrCertificate, err)
+	}
+	if len(chain) == 0 {
+		return nil, fmt.Errorf("%w: no client certificate presented", ErrCertificate)
+	}
+	return chain, h.checkValidity(chain[0])
+}
+
+// checkValidity refuses a leaf certificate outside its validity at
+// Options.Now, with an error wrapping ErrCertificate.
+func (h *Hub) checkValidity(leaf *x509.Certificate) error {
+	if now := h.opts.Now(); now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+		return fmt.Errorf("%w: certificate expired or not yet valid (valid %s to %s)", ErrCertificate,
+			leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// verifyCASigned checks a client certificate chain (leaf first, already
+// within its validity) the way certificateAuthority identities and X.509
+// DPS registrations are checked: the leaf chains to the hub's CA or a
+// registered CA (DIR/x509/cas) for client authentication, and its subject
+// CN is name. The error wraps ErrCertificate with the reason.
+func (h *Hub) verifyCASigned(chain []*x509.Certificate, name string) error {
+	leaf := chain[0]
 	inter := x509.NewCertPool()
 	for _, c := range chain[1:] {
 		inter.AddCert(c)
@@ -111,17 +139,17 @@ func (h *Hub) checkCertificate(conn net.Conn, clientID string, id identity) erro
 	if roots == nil { // never the system roots
 		roots = x509.NewCertPool()
 	}
-	_, err = leaf.Verify(x509.VerifyOptions{
+	_, err := leaf.Verify(x509.VerifyOptions{
 		Roots:         roots,
 		Intermediates: inter,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		CurrentTime:   now,
+		CurrentTime:   h.opts.Now(),
 	})
 	if err != nil {
 		return fmt.Errorf("%w: untrusted chain: %w", ErrCertificate, err)
 	}
-	if leaf.Subject.CommonName != clientID {
-		return fmt.Errorf("%w: CN mismatch: subject CN %q is not the identity %q", ErrCertificate, leaf.Subject.CommonName, clientID)
+	if leaf.Subject.CommonName != name {
+		return fmt.Errorf("%w: CN mismatch: subject CN %q is not %q", ErrCertificate, leaf.Subject.CommonName, name)
 	}
 	return nil
 }
