@@ -1,6 +1,7 @@
 package device
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -34,12 +35,22 @@ const (
 // reconnects with a fresh one (the C SDK's 80 %, §2.3).
 const renewFraction = 0.8
 
-// Config describes one device or module session. Identity is required; every
-// other zero field takes its default.
+// Config describes one device or module session. Identity is required
+// unless Reidentify is set; every other zero field takes its default.
 type Config struct {
 	// Identity is the parsed device or module connection string. It holds a
-	// secret and is never logged.
+	// secret and is never logged. With Reidentify set it may be empty (no
+	// DeviceId): Reidentify then provides the first one.
 	Identity iothub.ConnectionString
+	// Reidentify, when set, returns a new identity (DPS provisioning does):
+	// it is called before a connection attempt when Identity has no
+	// DeviceId yet, and after the hub refused the identity at CONNECT
+	// (CONNACK 4, bad user name or password, or 5, not authorised). Its
+	// result serves every later connection. It is called from the
+	// session's goroutine with a context bounded by DialTimeout; an error
+	// counts as a failed connection attempt (reported in a Disconnected
+	// state, retried after the same back-off) and must not hold secrets.
+	Reidentify func(ctx context.Context) (iothub.ConnectionString, error)
 	// Transport is TransportMQTT (default) or TransportMQTTWS.
 	Transport string
 	// RootCAs verifies the server; nil means the system roots.
@@ -85,25 +96,10 @@ type Config struct {
 
 // withDefaults validates c and fills its zero fields.
 func (c Config) withDefaults() (Config, error) {
-	id := c.Identity
-	if id.HostName == "" || id.DeviceID == "" {
-		return c, errors.New("device: identity needs HostName and DeviceId")
-	}
-	switch {
-	case id.X509:
-		if c.ClientCert == nil {
-			return c, errors.New("device: x509 identity needs a client certificate")
+	if c.Reidentify == nil || c.Identity.DeviceID != "" {
+		if err := c.checkIdentity(c.Identity); err != nil {
+			return c, err
 		}
-	case id.SharedAccessSignature != "":
-		if _, err := iothub.ParseSAS(id.SharedAccessSignature); err != nil {
-			return c, fmt.Errorf("device: SharedAccessSignature: %w", err)
-		}
-	case id.SharedAccessKey != "":
-		if _, err := iothub.Sign(id.Resource(), id.SharedAccessKey, "", time.Unix(0, 0)); err != nil {
-			return c, fmt.Errorf("device: SharedAccessKey: %w", err)
-		}
-	default:
-		return c, errors.New("device: identity has no SharedAccessKey, SharedAccessSignature or x509=true")
 	}
 	switch c.Transport {
 	case "":
@@ -131,6 +127,32 @@ func (c Config) withDefaults() (Config, error) {
 		c.Now = time.Now
 	}
 	return c, nil
+}
+
+// checkIdentity validates an identity the session is to connect as (the
+// configured one, or one Reidentify returned): host, device id and a way to
+// authenticate that works with c.
+func (c *Config) checkIdentity(id iothub.ConnectionString) error {
+	if id.HostName == "" || id.DeviceID == "" {
+		return errors.New("device: identity needs HostName and DeviceId")
+	}
+	switch {
+	case id.X509:
+		if c.ClientCert == nil {
+			return errors.New("device: x509 identity needs a client certificate")
+		}
+	case id.SharedAccessSignature != "":
+		if _, err := iothub.ParseSAS(id.SharedAccessSignature); err != nil {
+			return fmt.Errorf("device: SharedAccessSignature: %w", err)
+		}
+	case id.SharedAccessKey != "":
+		if _, err := iothub.Sign(id.Resource(), id.SharedAccessKey, "", time.Unix(0, 0)); err != nil {
+			return fmt.Errorf("device: SharedAccessKey: %w", err)
+		}
+	default:
+		return errors.New("device: identity has no SharedAccessKey, SharedAccessSignature or x509=true")
+	}
+	return nil
 }
 
 func setDefault(d *time.Duration, v time.Duration) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/methodd/methodd/internal/logkey"
 	"github.com/methodd/methodd/iothub"
@@ -35,6 +36,11 @@ type Session struct {
 	jobs    chan job      // unbuffered: idle workers wait here (see start)
 	ended   chan struct{} // closed when Run returns: idle workers exit
 	running atomic.Bool
+	// id is the identity connections use: Config.Identity, then each one
+	// Reidentify returns. Written by the loop goroutine, read by anyone.
+	id atomic.Pointer[iothub.ConnectionString]
+	// needID: call Reidentify before the next attempt (loop goroutine only).
+	needID bool
 
 	mu       sync.Mutex // guards the fields below and every conn's state
 	closing  bool       // shutting down: new requests are refused
@@ -54,17 +60,30 @@ func New(cfg Config, h Handler) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Session{
+	log := cfg.Logger.With(logkey.Component, "device")
+	if cfg.Reidentify == nil { // otherwise the identity may change: logged when it does
+		log = log.With(logkey.Identity, cfg.Identity.ClientID())
+	}
+	s := &Session{
 		cfg:     cfg,
 		h:       h,
-		log:     cfg.Logger.With(logkey.Component, "device", logkey.Identity, cfg.Identity.ClientID()),
+		log:     log,
 		backoff: newBackoff(cfg.BackoffMin, cfg.BackoffMax),
 		sem:     make(chan struct{}, cfg.MaxInFlight),
 		spare:   make(chan struct{}, 64),
 		jobs:    make(chan job),
 		ended:   make(chan struct{}),
-	}, nil
+		needID:  cfg.Reidentify != nil && cfg.Identity.DeviceID == "",
+	}
+	id := cfg.Identity
+	s.id.Store(&id)
+	return s, nil
 }
+
+// Identity returns the identity the session connects as: Config.Identity
+// until Config.Reidentify replaces it (empty until the first one when
+// Config.Identity was). It holds a secret. Safe for concurrent use.
+func (s *Session) Identity() iothub.ConnectionString { return *s.id.Load() }
 
 // Run connects, keeps the session connected (reconnecting with back-off,
 // renewing the SAS before it expires) and answers method requests until ctx
@@ -182,12 +201,20 @@ func (s *Session) hold(ctx context.Context, c *conn, cr credentials) bool {
 // method requests; it returns once the SUBACK is in. On failure c is down
 // and its client closed.
 func (s *Session) connect(ctx context.Context, c *conn) (credentials, error) {
-	cr, err := s.cfg.mint()
+	if s.needID {
+		if err := s.reidentify(ctx); err != nil {
+			s.setDown(c, err)
+			return credentials{}, fmt.Errorf("reidentify: %w", err)
+		}
+	}
+	cfg := s.cfg // this connection's: the current identity
+	cfg.Identity = s.Identity()
+	cr, err := cfg.mint()
 	if err != nil {
 		s.setDown(c, err)
 		return cr, fmt.Errorf("credentials: %w", err)
 	}
-	opts := s.cfg.clientOptions(cr.password,
+	opts := cfg.clientOptions(cr.password,
 		func(_ mqtt.Client, m mqtt.Message) { s.onMessage(c, m) },
 		func(_ mqtt.Client, err error) { s.setDown(c, err) })
 	c.client = mqtt.NewClient(opts)
@@ -197,6 +224,7 @@ func (s *Session) connect(ctx context.Context, c *conn) (credentials, error) {
 		return cr, err
 	}
 	if err := s.await(ctx, c.client.Connect()); err != nil {
+		s.needID = s.cfg.Reidentify != nil && refusedIdentity(err)
 		return fail(fmt.Errorf("connect: %w", err))
 	}
 	tok := c.client.Subscribe(iothub.MethodsSubscription, 0, nil)
@@ -210,6 +238,31 @@ func (s *Session) connect(ctx context.Context, c *conn) (credentials, error) {
 		return fail(fmt.Errorf("lost during subscribe: %w", c.lostErr))
 	}
 	return cr, nil
+}
+
+// reidentify replaces the session's identity with one from
+// Config.Reidentify, bounded by DialTimeout.
+func (s *Session) reidentify(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
+	defer cancel()
+	id, err := s.cfg.Reidentify(ctx)
+	if err == nil {
+		err = s.cfg.checkIdentity(id)
+	}
+	if err != nil {
+		return err
+	}
+	s.id.Store(&id)
+	s.needID = false
+	s.log.Info("new identity", logkey.Identity, id.ClientID(), logkey.Host, id.HostName, logkey.Dial, id.DialHost())
+	return nil
+}
+
+// refusedIdentity reports whether a CONNECT failed because the hub refused
+// the identity (CONNACK 4 or 5), as opposed to the network or the hub
+// failing.
+func refusedIdentity(err error) bool {
+	return errors.Is(err, packets.ErrorRefusedNotAuthorised) || errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword)
 }
 
 // await waits for tok, bounded by DialTimeout and ctx.
