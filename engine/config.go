@@ -2,6 +2,8 @@ package engine
 
 import (
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -14,6 +16,11 @@ const (
 	DefaultSASTTL      = time.Hour
 	DefaultPingName    = "ping"
 	DefaultCatalogName = "catalog"
+	// DefaultProvisioningEndpoint is the public Device Provisioning Service
+	// (connection.provisioning.endpoint when not set).
+	DefaultProvisioningEndpoint = "global.azure-devices-provisioning.net"
+	// maxRegistrationID is the longest registration id accepted.
+	maxRegistrationID = 128
 )
 
 // Connection is the file's `connection:` section. Relative file paths are
@@ -29,6 +36,38 @@ type Connection struct {
 	// last reload) in the device twin's reported properties. Default true;
 	// false never touches the twin.
 	Twin bool
+	// GatewayHostName (host[:port]), when set, is dialled instead of the
+	// hub named by the identity, as a connection string's GatewayHostName:
+	// whatever the identity's source.
+	GatewayHostName string
+	// Provisioning, when set, gets the identity from the Device
+	// Provisioning Service; nil otherwise.
+	Provisioning *Provisioning
+}
+
+// Provisioning is the `connection.provisioning:` section: where and how the
+// device registers with the Device Provisioning Service. Exactly one of
+// SymmetricKeyFile, GroupKeyFile and CertFile+KeyFile is set. Relative file
+// paths are resolved against the config file's directory.
+type Provisioning struct {
+	IDScope string
+	// RegistrationID is "" when not set: the machine's host name, resolved
+	// when the daemon starts (not at load).
+	RegistrationID string
+	// Endpoint is the DPS host[:port]; DefaultProvisioningEndpoint by
+	// default.
+	Endpoint string
+	// SymmetricKeyFile holds an individual enrollment's key (base64).
+	SymmetricKeyFile string
+	// GroupKeyFile holds an enrollment group's key (base64); the device
+	// key is derived from it and the registration id.
+	GroupKeyFile string
+	// CertFile and KeyFile are the X.509 device certificate and key.
+	CertFile, KeyFile string
+	// Cache is the file keeping the assignment; "" when not set:
+	// $STATE_DIRECTORY/provisioning.json, else
+	// /var/lib/methodd/provisioning.json, resolved when the daemon starts.
+	Cache string
 }
 
 // Defaults is the file's `defaults:` section, with the built-in defaults
@@ -40,18 +79,27 @@ type Defaults struct {
 
 var (
 	topKeys        = []string{"version", "connection", "defaults", "builtins", "methods"}
-	connectionKeys = []string{"connection_string_file", "transport", "ca_file", "cert_file", "key_file", "sas_ttl", "twin"}
-	defaultsKeys   = []string{"timeout", "concurrency"}
-	builtinKeys    = []string{"ping", "catalog"}
+	connectionKeys = []string{"connection_string_file", "transport", "ca_file", "cert_file", "key_file", "sas_ttl", "twin",
+		"gateway_host_name", "provisioning"}
+	provisioningKeys = []string{"id_scope", "registration_id", "endpoint", "symmetric_key_file", "group_key_file",
+		"cert_file", "key_file", "cache"}
+	defaultsKeys = []string{"timeout", "concurrency"}
+	builtinKeys  = []string{"ping", "catalog"}
 )
 
 // parseConnection reads the connection section.
 func (l *loader) parseConnection(n *yaml.Node, dir string) Connection {
 	c := Connection{Transport: "mqtt", SASTTL: DefaultSASTTL, Twin: true}
-	var certNode, keyNode *yaml.Node
+	var certNode, keyNode, csNode, provNode *yaml.Node
 	for _, f := range l.mapping(n, "connection", connectionKeys) {
 		path := join("connection", f.key)
 		switch f.key {
+		case "gateway_host_name":
+			if s, ok := l.hostPort(f.val, path); ok {
+				c.GatewayHostName = s
+			}
+		case "provisioning":
+			c.Provisioning, provNode = l.parseProvisioning(f.val, dir), f.val
 		case "transport":
 			if s, ok := l.scalar(f.val, path); ok {
 				if s != "mqtt" && s != "mqtt-ws" {
@@ -84,7 +132,7 @@ func (l *loader) parseConnection(n *yaml.Node, dir string) Connection {
 			}
 			switch f.key {
 			case "connection_string_file":
-				c.ConnectionStringFile = s
+				c.ConnectionStringFile, csNode = s, f.val
 			case "ca_file":
 				c.CAFile = s
 			case "cert_file":
@@ -101,7 +149,145 @@ func (l *loader) parseConnection(n *yaml.Node, dir string) Connection {
 		}
 		l.errorf(at, "connection", "cert_file and key_file go together (X.509 authentication needs both)")
 	}
+	if provNode != nil && csNode != nil {
+		l.errorf(csNode, "connection.connection_string_file", "excludes connection.provisioning: the identity comes from one or the other")
+	}
+	if provNode != nil && (certNode != nil || keyNode != nil) {
+		l.errorf(provNode, "connection.provisioning", "excludes connection.cert_file and key_file: with provisioning, give them as provisioning.cert_file and key_file")
+	}
 	return c
+}
+
+// parseProvisioning reads the connection.provisioning section; nil when it
+// is not a mapping (the error is recorded).
+func (l *loader) parseProvisioning(n *yaml.Node, dir string) *Provisioning {
+	const base = "connection.provisioning"
+	if n.Kind != yaml.MappingNode {
+		l.errorf(n, base, "must be a mapping with id_scope and a key or certificate, got %s", kindName(n))
+		return nil
+	}
+	p := &Provisioning{Endpoint: DefaultProvisioningEndpoint}
+	nodes := map[string]*yaml.Node{}
+	for _, f := range l.mapping(n, base, provisioningKeys) {
+		path := join(base, f.key)
+		s, ok := l.scalar(f.val, path)
+		if !ok {
+			continue
+		}
+		nodes[f.key] = f.val
+		switch f.key {
+		case "id_scope":
+			if s == "" || strings.ContainsAny(s, "/#+ \t") {
+				l.errorf(f.val, path, "must be the DPS instance's id scope (such as 0ne00000001), got %s", describe(f.val))
+			}
+			p.IDScope = s
+		case "registration_id":
+			if !validRegistrationID(s) {
+				l.errorf(f.val, path, "must be 1 to %d lowercase letters, digits and hyphens, got %s", maxRegistrationID, describe(f.val))
+			}
+			p.RegistrationID = s
+		case "endpoint":
+			if h, ok := l.hostPort(f.val, path); ok {
+				p.Endpoint = h
+			}
+		default:
+			if s == "" {
+				l.errorf(f.val, path, "must be a file path")
+				continue
+			}
+			if !filepath.IsAbs(s) {
+				s = filepath.Join(dir, s)
+			}
+			switch f.key {
+			case "symmetric_key_file":
+				p.SymmetricKeyFile = s
+			case "group_key_file":
+				p.GroupKeyFile = s
+			case "cert_file":
+				p.CertFile = s
+			case "key_file":
+				p.KeyFile = s
+			case "cache":
+				p.Cache = s
+			}
+		}
+	}
+	l.checkProvisioningAuth(n, nodes)
+	return p
+}
+
+// checkProvisioningAuth records an error unless the provisioning section
+// (n, with its set keys in nodes) has its id scope and exactly one way to
+// authenticate.
+func (l *loader) checkProvisioningAuth(n *yaml.Node, nodes map[string]*yaml.Node) {
+	const base = "connection.provisioning"
+	if nodes["id_scope"] == nil {
+		l.errorf(n, join(base, "id_scope"), "required: the id scope of the DPS instance (Azure portal: the DPS overview page)")
+	}
+	if (nodes["cert_file"] == nil) != (nodes["key_file"] == nil) {
+		l.errorf(n, base, "cert_file and key_file go together (X.509 attestation needs both)")
+	}
+	ways := 0
+	for _, k := range []string{"symmetric_key_file", "group_key_file", "cert_file"} {
+		if nodes[k] != nil {
+			ways++
+		}
+	}
+	if ways == 0 && nodes["key_file"] == nil {
+		l.errorf(n, base, "needs one of symmetric_key_file, group_key_file, or cert_file and key_file")
+	} else if ways > 1 {
+		l.errorf(n, base, "give only one of symmetric_key_file, group_key_file, or cert_file and key_file")
+	}
+}
+
+// validRegistrationID reports whether s is a registration id DPS accepts:
+// 1 to 128 of [a-z0-9-] (fleet reference §5.1; the exact set is
+// unverified, this one is safe).
+func validRegistrationID(s string) bool {
+	if s == "" || len(s) > maxRegistrationID {
+		return false
+	}
+	return strings.IndexFunc(s, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') }) < 0
+}
+
+// hostPort decodes a host name with an optional port ("gw.example.com",
+// "localhost:8883", "[::1]:8883"): no scheme, path or spaces; a port is 1
+// to 65535.
+func (l *loader) hostPort(n *yaml.Node, path string) (string, bool) {
+	s, ok := l.scalar(n, path)
+	if !ok {
+		return "", false
+	}
+	host, port, hasPort := splitHostPort(s)
+	bad := host == "" || strings.ContainsAny(host, "/ \t@?#[]") || strings.Contains(s, "://")
+	if num, err := strconv.Atoi(port); hasPort && (err != nil || num < 1 || num > 65535) {
+		bad = true
+	}
+	if bad {
+		l.errorf(n, path, "must be a host name with an optional port (host or host:port), got %s", describe(n))
+		return "", false
+	}
+	return s, true
+}
+
+// splitHostPort splits "host:port" and "[v6]:port"; a bare host (an IPv6
+// address included) has no port. (The engine does not import net.)
+func splitHostPort(s string) (host, port string, hasPort bool) {
+	if rest, ok := strings.CutPrefix(s, "["); ok {
+		h, tail, ok := strings.Cut(rest, "]")
+		if !ok {
+			return "", "", false
+		}
+		port, hasPort = strings.CutPrefix(tail, ":")
+		if tail != "" && !hasPort {
+			return "", "", false
+		}
+		return h, port, hasPort
+	}
+	if strings.Count(s, ":") == 1 {
+		return strings.Cut(s, ":")
+	}
+	return s, "", false
 }
 
 // parseDefaults reads the defaults section.
