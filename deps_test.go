@@ -17,9 +17,10 @@ const modulePath = "github.com/methodd/methodd"
 // edge, is added here on purpose or not at all.
 var allowedImports = map[string][]string{
 	".":                     {"internal/cli"},
-	"internal/cli":          {"engine", "invoke", "iothub", "internal/daemon", "internal/device", "internal/handlersfile", "internal/localhub", "internal/logbatch", "internal/logkey", "golang.org/x/term"},
+	"internal/cli":          {"engine", "invoke", "iothub", "internal/daemon", "internal/device", "internal/handlersfile", "internal/localhub", "internal/logbatch", "internal/logkey", "internal/provision", "golang.org/x/term"},
 	"internal/daemon":       {"engine", "internal/device", "internal/handlersfile", "internal/logkey", "internal/sdnotify", "internal/watch"},
 	"internal/handlersfile": {"engine", "internal/confperm"},
+	"internal/provision":    {"iothub", "internal/device", "internal/logkey"},
 	"invoke":                {"iothub"},
 	"internal/localhub":     {"iothub", "internal/logkey", "internal/twindoc", "internal/twinquery", "github.com/mochi-mqtt/server/v2", "github.com/gorilla/websocket"},
 	"internal/twindoc":      {"iothub"},

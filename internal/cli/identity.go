@@ -16,6 +16,7 @@ import (
 	"github.com/methodd/methodd/engine"
 	"github.com/methodd/methodd/internal/device"
 	"github.com/methodd/methodd/internal/localhub"
+	"github.com/methodd/methodd/internal/provision"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -25,6 +26,13 @@ const credentialName = "device-connection-string"
 
 // envDeviceConnectionString is the last identity source (design §1).
 const envDeviceConnectionString = "IOTHUB_DEVICE_CONNECTION_STRING"
+
+// Where the provisioning cache lives when connection.provisioning.cache is
+// not set: in systemd's StateDirectory= ($STATE_DIRECTORY), else here.
+const (
+	provisioningCacheName = "provisioning.json"
+	defaultStateDir       = "/var/lib/methodd"
+)
 
 // identityFlags are run's flags that choose the identity.
 type identityFlags struct {
@@ -43,16 +51,24 @@ type identity struct {
 	roots     *x509.CertPool // nil: system roots
 	cert      *tls.Certificate
 	hub       *localhub.Hub // the in-process hub with --local
+	// reidentify registers with DPS again (connection.provisioning); nil
+	// for a fixed identity.
+	reidentify func(context.Context) (iothub.ConnectionString, error)
 }
 
 // resolveIdentity picks the identity (design §1): --connection-string-file;
-// the file's connection.connection_string_file; the systemd credential;
-// $IOTHUB_DEVICE_CONNECTION_STRING. With --local it starts the local hub and
-// uses the registered device instead. Errors never quote a connection string.
+// the file's connection.connection_string_file or connection.provisioning;
+// the systemd credential; $IOTHUB_DEVICE_CONNECTION_STRING. With --local it
+// starts the local hub and uses the registered device instead.
+// connection.gateway_host_name applies to all but the local hub's. Errors
+// never quote a connection string or a key.
 func resolveIdentity(ctx context.Context, f identityFlags, conn engine.Connection, getenv func(string) string, logger *slog.Logger) (identity, error) {
 	id := identity{transport: conn.Transport}
 	if f.local {
 		return startLocal(ctx, f, id, logger)
+	}
+	if f.csFile == "" && conn.Provisioning != nil {
+		return provisionedIdentity(id, conn, getenv, logger)
 	}
 	s, source, err := findConnectionString(f, conn, getenv)
 	if err != nil {
@@ -61,6 +77,9 @@ func resolveIdentity(ctx context.Context, f identityFlags, conn engine.Connectio
 	cs, err := iothub.ParseDeviceConnectionString(s)
 	if err != nil {
 		return id, usageError("run: connection string (%s): %v", source, err)
+	}
+	if conn.GatewayHostName != "" {
+		cs.GatewayHostName = conn.GatewayHostName
 	}
 	id.cs, id.source = cs, source
 	if conn.CAFile != "" {
@@ -79,6 +98,84 @@ func resolveIdentity(ctx context.Context, f identityFlags, conn engine.Connectio
 		return id, usageError("run: the connection string says x509=true but connection.cert_file and key_file are not set")
 	}
 	return id, nil
+}
+
+// provisionedIdentity is the identity DPS provides (connection.provisioning):
+// the cached assignment if there is one for this registration (then DPS is
+// not contacted at start-up), else an empty one, with reidentify set to
+// register: the device session calls it before connecting and whenever the
+// hub refuses the identity. A missing or malformed key or certificate is an
+// error here, at start-up.
+func provisionedIdentity(id identity, conn engine.Connection, getenv func(string) string, logger *slog.Logger) (identity, error) {
+	p := conn.Provisioning
+	regID, err := registrationID(p.RegistrationID)
+	if err != nil {
+		return id, err
+	}
+	cache := p.Cache
+	if cache == "" {
+		cache = defaultProvisioningCache(getenv)
+	}
+	if id.roots, err = systemRootsPlus(conn.CAFile); err != nil {
+		return id, usageError("run: connection.ca_file: %v", err)
+	}
+	if p.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(p.CertFile, p.KeyFile)
+		if err != nil {
+			return id, usageError("run: connection.provisioning.cert_file/key_file: %v", err)
+		}
+		id.cert = &cert
+	}
+	pr, err := provision.New(provision.Config{
+		Endpoint: p.Endpoint, IDScope: p.IDScope, RegistrationID: regID,
+		SymmetricKeyFile: p.SymmetricKeyFile, GroupKeyFile: p.GroupKeyFile, ClientCert: id.cert,
+		RootCAs: id.roots, Transport: conn.Transport, GatewayHostName: conn.GatewayHostName,
+		CachePath: cache, ProductInfo: productToken(), Logger: logger,
+	})
+	if err != nil {
+		return id, usageError("run: connection.provisioning: %v", err)
+	}
+	cs, cached, err := pr.Cached()
+	if err != nil {
+		return id, usageError("run: connection.provisioning: %v", err)
+	}
+	id.cs, id.reidentify = cs, pr.Register
+	id.source = fmt.Sprintf("provisioning (id scope %s, registration %s", p.IDScope, regID)
+	if cached {
+		id.source += ", cached assignment " + cache
+	}
+	id.source += ")"
+	return id, nil
+}
+
+// registrationID is connection.provisioning.registration_id, or when not
+// set the machine's host name in lower case, which must then be a valid
+// registration id.
+func registrationID(configured string) (string, error) {
+	if configured != "" {
+		return configured, nil
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return "", usageError("run: connection.provisioning.registration_id is not set and the host name is unknown: %v", err)
+	}
+	id := strings.ToLower(host)
+	if !provision.ValidRegistrationID(id) {
+		return "", usageError("run: connection.provisioning.registration_id is not set and the host name %q is not a registration id "+
+			"(1 to 128 lowercase letters, digits and hyphens); set it", host)
+	}
+	return id, nil
+}
+
+// defaultProvisioningCache is $STATE_DIRECTORY/provisioning.json (the first
+// directory when systemd lists several), else
+// /var/lib/methodd/provisioning.json.
+func defaultProvisioningCache(getenv func(string) string) string {
+	dir, _, _ := strings.Cut(getenv("STATE_DIRECTORY"), ":")
+	if dir == "" {
+		dir = defaultStateDir
+	}
+	return filepath.Join(dir, provisioningCacheName)
 }
 
 // findConnectionString returns the first connection string found and names

@@ -33,8 +33,10 @@ kept. Under systemd (Type=notify) READY=1 is sent once subscribed, and the
 watchdog is fed while connected or reconnecting on schedule.
 
 The device identity is the first found of: --connection-string-file; the
-file's connection.connection_string_file; $CREDENTIALS_DIRECTORY/device-
-connection-string (systemd LoadCredential=); $IOTHUB_DEVICE_CONNECTION_STRING.
+file's connection.connection_string_file, or connection.provisioning (DPS:
+registers, caches the assignment in $STATE_DIRECTORY/provisioning.json, and
+registers again when the hub refuses the identity); $CREDENTIALS_DIRECTORY/
+device-connection-string (systemd LoadCredential=); $IOTHUB_DEVICE_CONNECTION_STRING.
 With --local, a local hub runs in-process instead (state in --hub-dir, free
 ports on 127.0.0.1, hub.json written for 'methodd invoke --local'), the device
 is registered on it and the daemon connects to it over TLS.
@@ -56,7 +58,12 @@ const minSASTTL = 5 * time.Second
 const defaultDrainTimeout = 10 * time.Second
 
 // runCmd implements `methodd run`.
-type runCmd struct{ env Env }
+type runCmd struct {
+	env Env
+	// onState, when set, receives the device session's state changes
+	// (daemon.Config.OnState): the end-to-end tests wait on them.
+	onState func(device.State)
+}
 
 // runFlags are the parsed flags of `methodd run`.
 type runFlags struct {
@@ -115,6 +122,7 @@ func (c *runCmd) Run(ctx context.Context, args []string) error {
 		Reload:         reload,
 		Getenv:         c.env.Getenv,
 		Logger:         logger,
+		OnState:        c.onState,
 		Version:        moduleVersion(),
 		OnReady: func() {
 			if id.hub != nil { // straight to stderr, not batched: printed before READY=1
@@ -143,6 +151,7 @@ func (c *runCmd) deviceConfig(f runFlags, id identity, conn engine.Connection) d
 		ProductInfo:  productToken(),
 		SASTTL:       ttl,
 		DrainTimeout: f.drainTimeout,
+		Reidentify:   id.reidentify,
 	}
 }
 

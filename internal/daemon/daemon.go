@@ -34,7 +34,8 @@ import (
 )
 
 // Config is a daemon with its inputs resolved. Path, Loaded and
-// Device.Identity are required; every other zero field is a no-op or a
+// Device.Identity are required (Device.Identity may be empty when
+// Device.Reidentify provides it); every other zero field is a no-op or a
 // default.
 type Config struct {
 	// Path is the handlers file as given (--config): it is watched for
@@ -145,16 +146,23 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	calls := new(callCounter)
 	twin := twinReporterOf(&cfg, eng, log) // nil with connection.twin: false
+	var sess *device.Session               // set before it runs: the closures below read it
 	dev := cfg.Device
 	dev.Logger = log
 	dev.OnState = func(st device.State) {
+		if st.Kind == device.Connected {
+			sd.setIdentity(sess.Identity().ClientID())
+		}
 		sd.onState(st)
 		if twin != nil {
 			twin.onState(st)
 		}
 		cfg.OnState(st)
 	}
-	sess, err := device.New(dev, handler{eng: eng, deviceID: id.DeviceID, moduleID: id.ModuleID, onCall: calls.add})
+	sess, err = device.New(dev, handler{eng: eng, onCall: calls.add, who: func() (string, string) {
+		id := sess.Identity()
+		return id.DeviceID, id.ModuleID
+	}})
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
@@ -162,8 +170,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("daemon: watch %s: %w", cfg.Path, err)
 	}
-	log.Info("starting", logkey.File, cfg.Path, logkey.Methods, len(cfg.Loaded.Set.Methods()), logkey.Identity, id.ClientID(),
-		logkey.Source, cfg.IdentitySource, logkey.Host, id.HostName, logkey.Dial, id.DialHost())
+	attrs := []any{logkey.File, cfg.Path, logkey.Methods, len(cfg.Loaded.Set.Methods()), logkey.Source, cfg.IdentitySource}
+	if id.DeviceID != "" { // otherwise the session logs the identity it gets
+		attrs = append(attrs, logkey.Identity, id.ClientID(), logkey.Host, id.HostName, logkey.Dial, id.DialHost())
+	}
+	log.Info("starting", attrs...)
 	watchdog, _ := sdnotify.WatchdogInterval(cfg.Getenv, os.Getpid())
 	var wg sync.WaitGroup
 	wg.Go(func() {

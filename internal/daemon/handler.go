@@ -14,18 +14,26 @@ type handler struct {
 	eng      *engine.Engine
 	deviceID string
 	moduleID string // "" for a device identity
-	onCall   func() // called at the start of every call
+	// who, when set, names the identity instead of deviceID and moduleID,
+	// at every call: the session's current one, which DPS provisioning
+	// may replace.
+	who    func() (deviceID, moduleID string)
+	onCall func() // called at the start of every call
 }
 
 // HandleMethod runs r on the engine. The reply's buffer goes back to the
 // engine once the session has written it (device.Response.Release).
 func (h handler) HandleMethod(ctx context.Context, r device.Request) device.Response {
 	h.onCall()
+	deviceID, moduleID := h.deviceID, h.moduleID
+	if h.who != nil {
+		deviceID, moduleID = h.who()
+	}
 	rep := h.eng.Call(ctx, engine.Request{
 		Method:    r.Method,
 		RequestID: r.RID,
-		DeviceID:  h.deviceID,
-		ModuleID:  h.moduleID,
+		DeviceID:  deviceID,
+		ModuleID:  moduleID,
 		Payload:   r.Payload,
 	})
 	return device.Response{Status: rep.Status, Payload: rep.Payload, Release: rep.Release}

@@ -32,13 +32,13 @@ const stallGrace = 2 * device.DefaultDialTimeout
 // out its back-off during a network outage is healthy (a restart would not
 // bring the network back), one that stopped reporting is not.
 type systemd struct {
-	n        *sdnotify.Notifier
-	log      *slog.Logger
-	identity string
-	now      func() time.Time
-	onReady  func() // run once, at the first subscription, before READY=1
+	n       *sdnotify.Notifier
+	log     *slog.Logger
+	now     func() time.Time
+	onReady func() // run once, at the first subscription, before READY=1
 
 	mu        sync.Mutex
+	identity  string // the client id in "connected as"
 	ready     bool
 	connected bool
 	deadline  time.Time // while not connected: the next report is due by then
@@ -87,6 +87,14 @@ func (s *systemd) onState(st device.State) {
 		return
 	}
 	s.send(sdnotify.StatusField(status))
+}
+
+// setIdentity names the identity of the next "connected as" status (the
+// session's may change when DPS provisioning replaces it).
+func (s *systemd) setIdentity(identity string) {
+	s.mu.Lock()
+	s.identity = identity
+	s.mu.Unlock()
 }
 
 // reloading tells systemd a reload has begun.
