@@ -295,3 +295,58 @@ func waitEvent(t *testing.T, events chan localhub.Event, ok func(localhub.Event)
 		}
 	}
 }
+
+// TestRunProvisionsX509OverWebSockets: `methodd run` with an X.509
+// certificate (issued by the hub's CA, CN = registration id) and
+// transport mqtt-ws registers through the DPS endpoint's WebSocket
+// listener and the hub's X.509 CA group, connects to the hub over
+// WebSockets with the same certificate and answers; deleted from the
+// registry, it registers again and answers.
+func TestRunProvisionsX509OverWebSockets(t *testing.T) {
+	const reg = "cam-e2e"
+	h, err := localhub.Start(context.Background(), localhub.Options{
+		Dir: t.TempDir(), MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0",
+		DPSAddr: "127.0.0.1:0", DPSWSAddr: "127.0.0.1:0", X509EnrollmentGroups: []string{"cams"},
+		X509Devices: []string{reg}, // issues the certificate (and registers it; DPS re-registers)
+	})
+	if err != nil {
+		t.Fatalf("start local hub: %v", err)
+	}
+	t.Cleanup(func() { h.Close() })
+	info := h.Info()
+	files := info.X509[reg]
+	_, wsPort, _ := net.SplitHostPort(info.WSAddr)
+	deleteDevice(t, info, reg) // only DPS can bring it back
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "provisioning.json")
+	cfg := filepath.Join(dir, "handlers.yaml")
+	writeConfig(t, cfg, fmt.Sprintf(`version: 1
+connection:
+  transport: mqtt-ws
+  ca_file: %s
+  gateway_host_name: localhost:%s
+  provisioning:
+    id_scope: %s
+    registration_id: %s
+    endpoint: %s
+    cert_file: %s
+    key_file: %s
+    cache: %s
+methods: {}
+`, info.CAFile, wsPort, info.DPS.IDScope, reg, info.DPS.WSAddr, files.CertFile, files.KeyFile, cache))
+
+	d := startProvisioned(t, cfg)
+	d.waitState(t, device.Connected, nil)
+	ping(t, h, reg)
+	if _, err := os.Stat(cache); err != nil {
+		t.Fatalf("no provisioning cache: %v", err)
+	}
+	cs, err := iothub.ParseDeviceConnectionString(h.Info().Devices[reg])
+	if err != nil || !cs.X509 {
+		t.Fatalf("the hub registered %+v (%v), want an X.509 identity", cs, err)
+	}
+	deleteDevice(t, info, reg)
+	d.waitState(t, device.Disconnected, nil)
+	d.waitState(t, device.Connected, nil)
+	ping(t, h, reg)
+}
