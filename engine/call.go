@@ -71,6 +71,9 @@ func (s *Set) handle(ctx context.Context, m *method, r Request, exit *int) Reply
 	if m.builtin != nil {
 		return m.builtin(s)
 	}
+	if m.taskBuiltin != nil {
+		return m.taskBuiltin(s, params)
+	}
 	env := s.callEnv(m, r, payload, params)
 	if m.when != nil {
 		ok, err := s.eval.run(m.when, env)
@@ -83,6 +86,12 @@ func (s *Set) handle(ctx context.Context, m *method, r Request, exit *int) Reply
 	}
 	if m.cmd == nil {
 		return s.exprReply(m, env, 200, nil)
+	}
+	switch {
+	case m.detach:
+		return s.detach(m, r, raw, params, env)
+	case m.async:
+		return s.startTask(m, r, raw, params, env)
 	}
 	res, rep, ok := s.runCommand(ctx, m, r, raw, params, env)
 	if !ok {

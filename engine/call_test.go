@@ -156,7 +156,7 @@ func TestSetAccessors(t *testing.T) {
 	if c != want {
 		t.Errorf("Connection: got %+v, want %+v", c, want)
 	}
-	if d := s.Defaults(); d != (Defaults{Timeout: 5 * time.Second, Concurrency: 4}) {
+	if d := s.Defaults(); d != (Defaults{Timeout: 5 * time.Second, Concurrency: 4, DuplicateWindow: DefaultDuplicateWindow}) {
 		t.Errorf("Defaults: got %+v", d)
 	}
 	if got := strings.Join(s.Methods(), ","); got != "argv,echo,greet,health,info,script" {

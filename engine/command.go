@@ -42,10 +42,7 @@ func (l *loader) parseCommand(by map[string]field, path string, pre types.Map, m
 	}
 	if t, ok := by["timeout"]; ok {
 		if d, ok := l.duration(t.val, join(path, "timeout")); ok {
-			c.timeout = d
-			if d > maxUsefulTimeout {
-				l.warnf(t.val, join(path, "timeout"), "timeout %s is longer than IoT Hub waits for a reply (at most %s)", d, maxUsefulTimeout)
-			}
+			c.timeout = d // warnings depend on async and detach: parseActions
 		}
 	}
 	return c

@@ -13,9 +13,12 @@ import (
 const (
 	DefaultTimeout     = 10 * time.Second
 	DefaultConcurrency = 8
-	DefaultSASTTL      = time.Hour
-	DefaultPingName    = "ping"
-	DefaultCatalogName = "catalog"
+	// DefaultDuplicateWindow is how long a request id is remembered
+	// (defaults.duplicate_window).
+	DefaultDuplicateWindow = 10 * time.Minute
+	DefaultSASTTL          = time.Hour
+	DefaultPingName        = "ping"
+	DefaultCatalogName     = "catalog"
 	// DefaultProvisioningEndpoint is the public Device Provisioning Service
 	// (connection.provisioning.endpoint when not set).
 	DefaultProvisioningEndpoint = "global.azure-devices-provisioning.net"
@@ -75,15 +78,18 @@ type Provisioning struct {
 type Defaults struct {
 	Timeout     time.Duration // per-command timeout, default 10s
 	Concurrency int           // per-method concurrent calls, default 8
+	// DuplicateWindow: a request id seen again within it is answered with
+	// the first call's reply (dedup.go); default 10m, 0 turns it off.
+	DuplicateWindow time.Duration
 }
 
 var (
-	topKeys        = []string{"version", "connection", "defaults", "builtins", "methods"}
+	topKeys        = []string{"version", "connection", "defaults", "builtins", "tasks", "methods"}
 	connectionKeys = []string{"connection_string_file", "transport", "ca_file", "cert_file", "key_file", "sas_ttl", "twin",
 		"gateway_host_name", "provisioning"}
 	provisioningKeys = []string{"id_scope", "registration_id", "endpoint", "symmetric_key_file", "group_key_file",
 		"cert_file", "key_file", "cache"}
-	defaultsKeys = []string{"timeout", "concurrency"}
+	defaultsKeys = []string{"timeout", "concurrency", "duplicate_window"}
 	builtinKeys  = []string{"ping", "catalog"}
 )
 
@@ -292,7 +298,7 @@ func splitHostPort(s string) (host, port string, hasPort bool) {
 
 // parseDefaults reads the defaults section.
 func (l *loader) parseDefaults(n *yaml.Node) Defaults {
-	d := Defaults{Timeout: DefaultTimeout, Concurrency: DefaultConcurrency}
+	d := Defaults{Timeout: DefaultTimeout, Concurrency: DefaultConcurrency, DuplicateWindow: DefaultDuplicateWindow}
 	for _, f := range l.mapping(n, "defaults", defaultsKeys) {
 		path := join("defaults", f.key)
 		switch f.key {
@@ -303,6 +309,10 @@ func (l *loader) parseDefaults(n *yaml.Node) Defaults {
 		case "concurrency":
 			if c, ok := l.concurrency(f.val, path); ok {
 				d.Concurrency = c
+			}
+		case "duplicate_window":
+			if w, ok := l.duration(f.val, path); ok {
+				d.DuplicateWindow = w
 			}
 		}
 	}

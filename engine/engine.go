@@ -12,11 +12,15 @@ import (
 type Engine struct {
 	mu  sync.Mutex // serialises Swap
 	cur atomic.Pointer[Set]
+	rt  *runtime // shared by every Set served: tasks outlive reloads
 }
 
 // New returns an Engine serving s (which may be nil: calls then get 503).
 func New(s *Set) *Engine {
-	e := &Engine{}
+	e := &Engine{rt: newRuntime()}
+	if s != nil {
+		s.adopt(e.rt)
+	}
 	e.cur.Store(s)
 	return e
 }
@@ -32,6 +36,9 @@ func (e *Engine) Swap(s *Set) (old *Set) {
 	if s != nil && old != nil && s != old {
 		s.adoptLimiters(old)
 	}
+	if s != nil {
+		s.adopt(e.rt)
+	}
 	e.cur.Store(s)
 	return old
 }
@@ -45,5 +52,5 @@ func (e *Engine) Call(ctx context.Context, r Request) Reply {
 	if s == nil {
 		return errorReply(503, "no handlers are loaded")
 	}
-	return s.Call(ctx, r)
+	return e.rt.dedup.do(r, s.defaults.DuplicateWindow, func() Reply { return s.Call(ctx, r) })
 }

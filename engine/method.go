@@ -9,8 +9,9 @@ import (
 )
 
 var (
-	methodKeys = []string{"description", "params", "when", "run", "shell", "env", "timeout", "concurrency", "reply"}
-	replyKeys  = []string{"status", "payload"}
+	methodKeys = []string{"description", "params", "when", "run", "shell", "env", "timeout", "concurrency", "reply",
+		"async", "detach", "run_as", "limits"}
+	replyKeys = []string{"status", "payload"}
 )
 
 // method is one compiled method of a Set.
@@ -25,7 +26,12 @@ type method struct {
 	concurrency int
 	limiter     atomic.Pointer[limiter]
 	builtin     func(s *Set) Reply // ping and catalog
-	needs       needs              // what the call must put in the environment
+	// taskBuiltin, when set, is a built-in that works on the tasks of
+	// async methods (taskStatus, taskCancel); it gets the bound params.
+	taskBuiltin func(s *Set, params map[string]any) Reply
+	async       bool  // answer 202 at once; the command runs as a task (tasks.go)
+	detach      bool  // answer first, then start the command on its own (detach.go)
+	needs       needs // what the call must put in the environment
 }
 
 // command is a compiled run or shell.
@@ -37,6 +43,8 @@ type command struct {
 	script  string      // shell text, never interpolated
 	env     []envVar
 	timeout time.Duration
+	runAs   *runAs  // run_as: the user and group to run as; nil = the daemon's (runas.go)
+	limits  *limits // limits: rlimits of the command; nil = none (limits.go)
 }
 
 // envVar is one entry of a method's env: section.
@@ -87,6 +95,7 @@ func (l *loader) parseMethod(f field, mc *methodCtx) *method {
 		}
 	}
 	m.cmd = l.parseCommand(by, path, pre, mc)
+	l.parseActions(m, by, path)
 	l.parseReply(m, by, path, mc, f.keyNode)
 	if l.errCount() > before {
 		return nil

@@ -108,6 +108,11 @@ func (l *loader) parseRoot(root *yaml.Node, s *Set) {
 	if d, ok := by["defaults"]; ok {
 		s.defaults = l.parseDefaults(d.val)
 	}
+	if t, ok := by["tasks"]; ok {
+		s.tasks = l.parseTasks(t.val)
+	} else {
+		s.tasks = l.parseTasks(nil)
+	}
 	var b builtinNames
 	if bf, ok := by["builtins"]; ok {
 		b = l.parseBuiltins(bf.val)

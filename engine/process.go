@@ -19,6 +19,8 @@ type procSpec struct {
 	dir     string   // working directory
 	stdin   []byte
 	timeout time.Duration
+	runAs   *runAs  // credentials to run with; nil = the daemon's
+	limits  *limits // rlimits to apply; nil = none
 }
 
 // procResult is what a finished command left behind.

@@ -32,6 +32,12 @@ type Reply struct {
 	Status  int
 	Payload []byte
 
+	// After, when set, is what the call still has to do once this reply
+	// has reached the hub: the caller (the device session) runs it after
+	// the reply is published, and never when the reply could not be
+	// delivered. detach methods start their command there.
+	After func()
+
 	// lease, when set, is the pooled buffer Payload lives in; gen is the
 	// lease's generation when this reply got it (see Release).
 	lease *replyBuffer

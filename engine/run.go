@@ -14,22 +14,41 @@ const maxEnvValue = 96 << 10
 // runCommand builds argv and the environment, runs the command and maps a
 // failure to start, a timeout or a cancellation to its reply (ok false).
 func (s *Set) runCommand(ctx context.Context, m *method, r Request, raw []byte, params, env map[string]any) (procResult, Reply, bool) {
+	sp, rep, ok := s.prepare(m, r, raw, params, env)
+	if !ok {
+		return procResult{}, rep, false
+	}
+	res, err := s.runner.run(ctx, sp)
+	return commandOutcome(m, res, err)
+}
+
+// prepare renders the command of m for one call: argv, the environment,
+// the program's path and the method's run_as and limits. A failure is
+// the reply to send instead (ok false).
+func (s *Set) prepare(m *method, r Request, raw []byte, params, env map[string]any) (procSpec, Reply, bool) {
 	c := m.cmd
 	argv, err := c.argv(&s.eval, env)
 	if err != nil {
-		return procResult{}, errorReply(err.status, err.msg), false
+		return procSpec{}, errorReply(err.status, err.msg), false
 	}
 	cmdEnv, err := s.commandEnv(m, r, raw, params, env)
 	if err != nil {
-		return procResult{}, errorReply(err.status, err.msg), false
+		return procSpec{}, errorReply(err.status, err.msg), false
 	}
 	path := c.path
 	if path == "" {
 		if path = lookPath(c.name, s.searchPath); path == "" {
-			return procResult{}, errorReply(500, fmt.Sprintf("method %q: command %q not found in PATH (%s)", m.name, c.name, s.searchPath)), false
+			return procSpec{}, errorReply(500, fmt.Sprintf("method %q: command %q not found in PATH (%s)", m.name, c.name, s.searchPath)), false
 		}
 	}
-	res, startErr := s.runner.run(ctx, procSpec{path: path, args: argv, env: cmdEnv, dir: s.dir, stdin: raw, timeout: c.timeout})
+	return procSpec{path: path, args: argv, env: cmdEnv, dir: s.dir, stdin: raw, timeout: c.timeout, runAs: c.runAs, limits: c.limits}, Reply{}, true
+}
+
+// commandOutcome maps the outcome of a command run to its reply when it
+// did not run to its end (ok false): it could not start, timed out or was
+// cancelled.
+func commandOutcome(m *method, res procResult, startErr error) (procResult, Reply, bool) {
+	c := m.cmd
 	switch {
 	case startErr != nil:
 		return res, errorReply(500, fmt.Sprintf("method %q: cannot start %s: %v", m.name, c.name, startErr)), false

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -23,6 +24,7 @@ type Set struct {
 	warnings Diagnostics
 	conn     Connection
 	defaults Defaults
+	tasks    TaskOptions
 	methods  map[string]*method
 	names    []string
 	catalog  Reply
@@ -36,6 +38,12 @@ type Set struct {
 	baseEnv    []string // PATH, LANG, HOME for commands
 	searchPath string   // PATH for resolving run[0]
 	dir        string   // the config file's directory
+
+	// rt is the state shared by every Set an Engine serves (tasks, seen
+	// request ids); an Engine sets it before the Set serves, else the Set
+	// makes its own at first use (runtime.go).
+	rt     *runtime
+	rtOnce sync.Once
 }
 
 // newSet prepares an empty Set for file with the runtime parts from opts.
@@ -47,7 +55,7 @@ func newSet(file string, data []byte, opts Options) *Set {
 		methods:  map[string]*method{},
 		log:      opts.Logger,
 		now:      opts.Now,
-		defaults: Defaults{Timeout: DefaultTimeout, Concurrency: DefaultConcurrency},
+		defaults: Defaults{Timeout: DefaultTimeout, Concurrency: DefaultConcurrency, DuplicateWindow: DefaultDuplicateWindow},
 		runner:   runner{killGrace: opts.KillGrace, drainWait: opts.DrainTimeout},
 	}
 	if s.log == nil {
