@@ -246,6 +246,9 @@ func ensureDeviceCert(dir, id string, caCert *x509.Certificate, caKey *ecdsa.Pri
 // x509InfoLocked fills info.X509 with every registered identity whose
 // certificate and key files exist in DIR/x509. h.infoMu is held.
 func (h *Hub) x509InfoLocked(info *Info) {
+	// A fresh map every time: info starts as a copy of h.info, whose map
+	// earlier Info values share with their callers.
+	info.X509 = nil
 	dir := filepath.Join(h.opts.Dir, x509Dir)
 	ents, err := os.ReadDir(dir)
 	if err != nil {

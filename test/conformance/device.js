@@ -11,11 +11,17 @@
 // Environment: DEVICE_CONNECTION_STRING (required), DEVICE_CA_FILE (optional,
 // passed to setOptions({ca})), DEVICE_TOKEN_RENEWAL="valid:margin" seconds
 // (optional, the SDK's tokenRenewal option).
+// X.509 mode: DEVICE_CERT_FILE and DEVICE_KEY_FILE (PEM files, read here and
+// passed as setOptions({cert, key}), as the SDK's X.509 samples do) with a
+// connection string `HostName=..;DeviceId=..;x509=true`. The SDK then dials
+// mqtts://HostName:8883 whatever GatewayHostName says: run with
+// `-r ./mqtt_redirect.js` to reach a local hub.
 //
 // Methods: echo (200, the request payload), fail500 (500, {"error":"boom"}),
 // slow (waits payload.seconds, or forever if absent, then 200 with the request
 // payload), counts (200,
 // {"calls":N} — calls received so far by this process).
+const fs = require('fs');
 const { Client } = require('azure-iot-device');
 const { Mqtt } = require('azure-iot-device-mqtt');
 
@@ -27,7 +33,8 @@ function emit(obj) {
 class ObservedMqtt extends Mqtt {
   constructor(authenticationProvider, mqttBase) {
     super(authenticationProvider, mqttBase);
-    authenticationProvider.on('newTokenAvailable', () => emit({ event: 'token' }));
+    // (An X.509 provider is no EventEmitter: it has no tokens.)
+    if (typeof authenticationProvider.on === 'function') authenticationProvider.on('newTokenAvailable', () => emit({ event: 'token' }));
     // MqttBase's state machine: reconnecting -> connected is the SAS-renewal reconnect.
     this._mqtt._fsm.on('transition', (t) => {
       if (t.fromState === 'reconnecting' && t.toState === 'connected') emit({ event: 'reconnected' });
@@ -81,6 +88,10 @@ async function main() {
 
   const options = {};
   if (process.env.DEVICE_CA_FILE) options.ca = process.env.DEVICE_CA_FILE;
+  if (process.env.DEVICE_CERT_FILE) {
+    options.cert = fs.readFileSync(process.env.DEVICE_CERT_FILE, 'utf8');
+    options.key = fs.readFileSync(process.env.DEVICE_KEY_FILE, 'utf8');
+  }
   if (process.env.DEVICE_TOKEN_RENEWAL) {
     const [valid, margin] = process.env.DEVICE_TOKEN_RENEWAL.split(':').map(Number);
     options.tokenRenewal = { tokenValidTimeInSeconds: valid, tokenRenewalMarginInSeconds: margin };
