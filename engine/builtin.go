@@ -26,8 +26,9 @@ func (l *loader) addBuiltins(s *Set, b builtinNames) {
 		}
 		s.methods[name] = &method{name: name, description: desc, builtin: fn, concurrency: s.defaults.Concurrency}
 	}
-	add(b.ping, pingDescription, (*Set).ping)
-	add(b.catalog, catalogDescription, (*Set).catalogReply)
+	add(b.names["ping"], pingDescription, (*Set).ping)
+	add(b.names["catalog"], catalogDescription, (*Set).catalogReply)
+	l.addTaskBuiltins(s, b)
 }
 
 // ping is the built-in liveness reply.

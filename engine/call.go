@@ -41,12 +41,17 @@ func (s *Set) Call(ctx context.Context, r Request) (rep Reply) {
 	if !lim.acquire() {
 		return errorReply(429, fmt.Sprintf("method %q is busy: its concurrency limit (%d) is reached; retry later", m.name, lim.max))
 	}
-	defer lim.release()
-	return s.handle(ctx, m, r, &exit)
+	release := lim.release // an async method's task takes it over
+	defer func() {
+		if release != nil {
+			release()
+		}
+	}()
+	return s.handle(ctx, m, r, &exit, &release)
 }
 
 // handle runs a method once its concurrency slot is held.
-func (s *Set) handle(ctx context.Context, m *method, r Request, exit *int) Reply {
+func (s *Set) handle(ctx context.Context, m *method, r Request, exit *int, release *func()) Reply {
 	raw := bytes.TrimSpace(r.Payload)
 	if len(raw) == 0 {
 		raw = nullJSON
@@ -91,7 +96,7 @@ func (s *Set) handle(ctx context.Context, m *method, r Request, exit *int) Reply
 	case m.detach:
 		return s.detach(m, r, raw, params, env)
 	case m.async:
-		return s.startTask(m, r, raw, params, env)
+		return s.startTask(m, r, raw, params, env, release)
 	}
 	res, rep, ok := s.runCommand(ctx, m, r, raw, params, env)
 	if !ok {

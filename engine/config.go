@@ -18,7 +18,11 @@ const (
 	DefaultDuplicateWindow = 10 * time.Minute
 	DefaultSASTTL          = time.Hour
 	DefaultPingName        = "ping"
-	DefaultCatalogName     = "catalog"
+	// DefaultTaskStatusName and DefaultTaskCancelName name the built-ins
+	// that report on and cancel the tasks of async methods.
+	DefaultTaskStatusName = "taskStatus"
+	DefaultTaskCancelName = "taskCancel"
+	DefaultCatalogName    = "catalog"
 	// DefaultProvisioningEndpoint is the public Device Provisioning Service
 	// (connection.provisioning.endpoint when not set).
 	DefaultProvisioningEndpoint = "global.azure-devices-provisioning.net"
@@ -90,7 +94,7 @@ var (
 	provisioningKeys = []string{"id_scope", "registration_id", "endpoint", "symmetric_key_file", "group_key_file",
 		"cert_file", "key_file", "cache"}
 	defaultsKeys = []string{"timeout", "concurrency", "duplicate_window"}
-	builtinKeys  = []string{"ping", "catalog"}
+	builtinKeys  = []string{"ping", "catalog", "taskStatus", "taskCancel"}
 )
 
 // parseConnection reads the connection section.
@@ -329,24 +333,39 @@ func (l *loader) concurrency(n *yaml.Node, path string) (int, bool) {
 	return c, ok
 }
 
-// builtinNames is the builtins section: the name of each built-in method,
-// "" when disabled; explicit marks names the file set itself.
+// builtinNames is the builtins section: the name of each built-in method
+// by its key ("ping", "catalog", "taskStatus", "taskCancel"), "" when
+// disabled; set marks the keys the file gave (true, false or a name);
+// explicit marks names the file set itself.
 type builtinNames struct {
-	ping, catalog     string
-	explicit          map[string]bool
-	pingAt, catalogAt *yaml.Node
+	names    map[string]string
+	set      map[string]bool
+	explicit map[string]bool
 }
 
-// parseBuiltins reads `builtins: {ping: NAME|true|false, catalog: ...}`.
+// builtinDefaults are the names of the built-ins when enabled with true or
+// by default. The task built-ins are on by default only in a file with an
+// async method (addBuiltins).
+var builtinDefaults = map[string]string{
+	"ping": DefaultPingName, "catalog": DefaultCatalogName,
+	"taskStatus": DefaultTaskStatusName, "taskCancel": DefaultTaskCancelName,
+}
+
+// parseBuiltins reads `builtins: {ping: NAME|true|false, catalog: ...,
+// taskStatus: ..., taskCancel: ...}`.
 func (l *loader) parseBuiltins(n *yaml.Node) builtinNames {
-	b := builtinNames{ping: DefaultPingName, catalog: DefaultCatalogName, explicit: map[string]bool{}}
+	b := builtinNames{names: map[string]string{}, set: map[string]bool{}, explicit: map[string]bool{}}
+	for k, v := range builtinDefaults {
+		b.names[k] = v
+	}
+	at := map[string]*yaml.Node{}
 	for _, f := range l.mapping(n, "builtins", builtinKeys) {
 		path := join("builtins", f.key)
 		name := ""
 		switch {
 		case f.val.Kind == yaml.ScalarNode && f.val.Tag == "!!bool":
 			if f.val.Value == "true" {
-				name = map[string]string{"ping": DefaultPingName, "catalog": DefaultCatalogName}[f.key]
+				name = builtinDefaults[f.key]
 			}
 		case f.val.Kind == yaml.ScalarNode && f.val.Tag == "!!str":
 			name = f.val.Value
@@ -359,14 +378,22 @@ func (l *loader) parseBuiltins(n *yaml.Node) builtinNames {
 			l.errorf(f.val, path, "must be a method name, true or false, got %s", describe(f.val))
 			continue
 		}
-		if f.key == "ping" {
-			b.ping, b.pingAt = name, f.val
-		} else {
-			b.catalog, b.catalogAt = name, f.val
-		}
+		b.names[f.key], b.set[f.key], at[f.key] = name, true, f.val
 	}
-	if b.ping != "" && b.ping == b.catalog {
-		l.errorf(b.catalogAt, "builtins.catalog", "ping and catalog cannot share the name %q", b.ping)
+	seen := map[string]string{}
+	for _, k := range builtinKeys {
+		name := b.names[k]
+		if name == "" {
+			continue
+		}
+		if other, dup := seen[name]; dup {
+			node := at[k]
+			if node == nil {
+				node = at[other]
+			}
+			l.errorf(node, join("builtins", k), "%s and %s cannot share the name %q", other, k, name)
+		}
+		seen[name] = k
 	}
 	return b
 }

@@ -54,3 +54,9 @@ func (e *Engine) Call(ctx context.Context, r Request) Reply {
 	}
 	return e.rt.dedup.do(r, s.defaults.DuplicateWindow, func() Reply { return s.Call(ctx, r) })
 }
+
+// Close cancels the running tasks of async methods (their process groups
+// are killed as at a timeout) and waits for them to end, at most until ctx
+// is done; new async calls are then answered 503. The daemon calls it at
+// shutdown, after draining calls. Other calls keep working.
+func (e *Engine) Close(ctx context.Context) error { return e.rt.tasks.close(ctx) }

@@ -19,7 +19,10 @@ without any hub, and print {"status":N,"payload":...} on one line. PAYLOAD is
 JSON text, @FILE, or - for stdin; omitted means null. Flags go before METHOD.
 The file is loaded as "methodd run" loads it; its warnings go to stderr, and
 so do unsafe permissions (which run refuses), with their fix.
-Exit 0 for a 2xx status, 1 otherwise, 2 for bad JSON or an invalid file.
+An async method runs to its end: its 202 line is followed by the task's final
+taskStatus line. A detach method's command is started after its reply line.
+Exit 0 for a 2xx status (for an async method: the task succeeded), 1
+otherwise, 2 for bad JSON or an invalid file.
 
 examples:
   methodd call --config handlers.yaml.example ping
@@ -57,19 +60,60 @@ func (c *callCmd) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	rep := set.Call(ctx, engine.Request{Method: rest[0], RequestID: *requestID, DeviceID: *deviceID, ModuleID: *moduleID, Payload: payload})
+	if err := c.print(rep); err != nil {
+		return err
+	}
+	if rep.After != nil { // detach: the reply is out, now the command starts
+		rep.After()
+	}
+	if id := taskID(rep); id != "" { // async: run the task to its end, then print its status
+		if final, ok := set.WaitTask(ctx, id); ok {
+			if err := c.print(final); err != nil {
+				return err
+			}
+			rep = final
+			if status := taskStatusOf(final); status != "" && status != engine.TaskSucceeded {
+				return withExit(exitFailure, errSilent)
+			}
+		}
+	}
+	if rep.Status < 200 || rep.Status > 299 {
+		return withExit(exitFailure, errSilent)
+	}
+	return nil
+}
+
+// print writes {"status":N,"payload":...} on one line.
+func (c *callCmd) print(rep engine.Reply) error {
 	var line bytes.Buffer
 	fmt.Fprintf(&line, `{"status":%d,"payload":`, rep.Status)
 	if err := json.Compact(&line, rep.Payload); err != nil {
 		return fmt.Errorf("call: reply payload: %w", err)
 	}
 	line.WriteString("}\n")
-	if _, err := c.env.Stdout.Write(line.Bytes()); err != nil {
-		return err
+	_, err := c.env.Stdout.Write(line.Bytes())
+	return err
+}
+
+// taskID is the taskId of an async method's 202 reply, "" for any other.
+func taskID(rep engine.Reply) string {
+	if rep.Status != 202 {
+		return ""
 	}
-	if rep.Status < 200 || rep.Status > 299 {
-		return withExit(exitFailure, errSilent)
+	var body struct {
+		TaskID string `json:"taskId"`
 	}
-	return nil
+	_ = json.Unmarshal(rep.Payload, &body)
+	return body.TaskID
+}
+
+// taskStatusOf is the status member of a taskStatus reply.
+func taskStatusOf(rep engine.Reply) string {
+	var body struct {
+		Status string `json:"status"`
+	}
+	_ = json.Unmarshal(rep.Payload, &body)
+	return body.Status
 }
 
 // load loads the file by the one load path and prints its warnings (unsafe

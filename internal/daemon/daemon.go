@@ -123,8 +123,8 @@ func (c Config) withDefaults() (Config, error) {
 
 // Run serves cfg until ctx is done: it connects, answers every call,
 // reloads the handlers file and keeps systemd informed; then it stops
-// taking calls, lets the running ones finish (Device.DrainTimeout) and
-// returns nil. It returns an error, before connecting, for an invalid
+// taking calls, lets the running ones finish (Device.DrainTimeout), kills
+// the running tasks of async methods and returns nil. It returns an error, before connecting, for an invalid
 // Config or a handlers file whose directory cannot be watched. A file that
 // cannot be watched later is logged, and changes then apply only at
 // restart.
@@ -193,9 +193,21 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	err = sess.Run(ctx)
 	wg.Wait()
+	stopTasks(eng, cfg.Device.DrainTimeout, log)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// stopTasks kills the running tasks of async methods (their process groups,
+// as at a timeout) and waits for them, bounded by the drain timeout plus
+// the engine's kill grace: a task never outlives the daemon.
+func stopTasks(eng *engine.Engine, drain time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), drain+engine.DefaultKillGrace+time.Second)
+	defer cancel()
+	if err := eng.Close(ctx); err != nil {
+		log.Error("running tasks did not end in time", logkey.Err, err)
+	}
 }

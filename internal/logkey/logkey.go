@@ -51,6 +51,8 @@ const (
 	Op           = "op"           // a file-system event's operation
 	Dir          = "dir"          // a directory
 	Pattern      = "pattern"      // a pattern (regular expression)
+	PID          = "pid"          // a process id (a detached command's)
+	Unit         = "unit"         // a systemd unit's name (a detached command's)
 )
 
 // Keys of the local hub (`methodd hub`).
@@ -83,4 +85,9 @@ const (
 	Substatus      = "substatus"      // a DPS registration's substatus
 	AssignedHub    = "assignedHub"    // the IoT hub DPS assigned
 	Attempt        = "attempt"        // the number of an attempt
+)
+
+// Keys of the tasks of async methods.
+const (
+	TaskID = "taskId" // a task of an async method
 )
