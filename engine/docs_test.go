@@ -71,8 +71,9 @@ func shellWords(s string) []string {
 }
 
 // docCall runs one "methodd call" line against s and renders the reply as
-// methodd call prints it.
-func docCall(t *testing.T, s *Set, words []string) string {
+// methodd call prints it: one line, and for an async method a second one,
+// the task's final status.
+func docCall(t *testing.T, s *Set, words []string) []string {
 	t.Helper()
 	r := Request{DeviceID: "local", RequestID: "1"}
 	var rest []string
@@ -98,6 +99,22 @@ func docCall(t *testing.T, s *Set, words []string) string {
 		r.Payload = []byte(rest[1])
 	}
 	rep := s.Call(context.Background(), r)
+	lines := []string{renderReply(t, rep)}
+	var task struct {
+		TaskID string `json:"taskId"`
+	}
+	if _ = json.Unmarshal(rep.Payload, &task); rep.Status == 202 && task.TaskID != "" {
+		final, ok := s.WaitTask(context.Background(), task.TaskID)
+		if !ok {
+			t.Fatalf("task %s unknown", task.TaskID)
+		}
+		lines = append(lines, renderReply(t, final))
+	}
+	return lines
+}
+
+// renderReply is one reply as methodd call prints it.
+func renderReply(t *testing.T, rep Reply) string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, `{"status":%d,"payload":`, rep.Status)
 	if err := json.Compact(&b, rep.Payload); err != nil {
@@ -125,7 +142,10 @@ func TestDocsExamples(t *testing.T) {
 		switch b.lang {
 		case "yaml":
 			var err error
-			if s, err = Parse(filepath.Join(t.TempDir(), "handlers.yaml"), []byte(b.body), testOptions()); err != nil {
+			opts := testOptions()
+			ids := 0
+			opts.NewTaskID = func() string { ids++; return fmt.Sprintf("%032x", ids) } // predictable task ids
+			if s, err = Parse(filepath.Join(t.TempDir(), "handlers.yaml"), []byte(b.body), opts); err != nil {
 				t.Fatalf("docs/handlers.md:%d: example does not load:\n%v", b.line, err)
 			}
 			if w := s.Warnings(); len(w) > 0 {
@@ -151,10 +171,12 @@ func TestDocsExamples(t *testing.T) {
 				if s == nil || i+1 >= len(lines) {
 					t.Fatalf("docs/handlers.md:%d: call without a preceding yaml block or output", b.line)
 				}
-				i++
 				calls++
-				if got := docCall(t, s, words[1:]); got != lines[i] {
-					t.Errorf("docs/handlers.md:%d: %s\ngot  %s\nwant %s", b.line, cmd, got, lines[i])
+				for _, got := range docCall(t, s, words[1:]) {
+					i++
+					if i >= len(lines) || got != lines[i] {
+						t.Errorf("docs/handlers.md:%d: %s\ngot  %s\nwant %s", b.line, cmd, got, lines[min(i, len(lines)-1)])
+					}
 				}
 			}
 		}

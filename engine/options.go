@@ -29,6 +29,9 @@ type Options struct {
 	// the command itself has exited (background processes that escaped the
 	// process group may hold the pipes open). Zero means 1s.
 	DrainTimeout time.Duration
+	// NewTaskID names the tasks of async methods; nil makes 32 random hex
+	// digits. Tests and documented examples make them predictable.
+	NewTaskID func() string
 }
 
 // Defaults of Options.

@@ -44,6 +44,7 @@ type Set struct {
 	// makes its own at first use (runtime.go).
 	rt     *runtime
 	rtOnce sync.Once
+	taskID func() string // Options.NewTaskID or newTaskID
 }
 
 // newSet prepares an empty Set for file with the runtime parts from opts.
@@ -71,6 +72,10 @@ func newSet(file string, data []byte, opts Options) *Set {
 		s.runner.drainWait = DefaultDrainTimeout
 	}
 	s.loadedAt = s.now()
+	s.taskID = opts.NewTaskID
+	if s.taskID == nil {
+		s.taskID = newTaskID
+	}
 	environ := os.Environ
 	if opts.Environ != nil {
 		environ = opts.Environ

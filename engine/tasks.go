@@ -171,7 +171,7 @@ func (s *Set) startTask(m *method, r Request, raw []byte, params, env map[string
 	}
 	st := s.runtime().tasks
 	ctx, cancel := context.WithCancel(st.ctx)
-	t := &task{id: newTaskID(), method: m.name, cancel: cancel, done: make(chan struct{})}
+	t := &task{id: s.taskID(), method: m.name, cancel: cancel, done: make(chan struct{})}
 	t.doc = taskDoc{TaskID: t.id, Method: m.name, Status: TaskRunning, StartedAt: s.now().UTC()}
 	if !st.add(t) {
 		cancel()
@@ -186,7 +186,10 @@ func (s *Set) startTask(m *method, r Request, raw []byte, params, env map[string
 		s.endTask(st, t, m, env, res, err)
 	})
 	s.log.Info("task started", logkey.Method, m.name, logkey.TaskID, t.id, logkey.RequestID, r.RequestID)
-	return s.replies.valueReply(202, map[string]string{"taskId": t.id, "status": TaskRunning}, m.name)
+	return s.replies.valueReply(202, struct {
+		TaskID string `json:"taskId"`
+		Status string `json:"status"`
+	}{t.id, TaskRunning}, m.name)
 }
 
 // endTask records a task's outcome: its status, exit code and output, and
