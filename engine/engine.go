@@ -12,12 +12,12 @@ import (
 type Engine struct {
 	mu  sync.Mutex // serialises Swap
 	cur atomic.Pointer[Set]
-	rt  *runtime // shared by every Set served: tasks outlive reloads
+	rt  *shared // shared by every Set served: tasks outlive reloads
 }
 
 // New returns an Engine serving s (which may be nil: calls then get 503).
 func New(s *Set) *Engine {
-	e := &Engine{rt: newRuntime()}
+	e := &Engine{rt: newShared()}
 	if s != nil {
 		s.adopt(e.rt)
 	}

@@ -41,8 +41,8 @@ type Set struct {
 
 	// rt is the state shared by every Set an Engine serves (tasks, seen
 	// request ids); an Engine sets it before the Set serves, else the Set
-	// makes its own at first use (runtime.go).
-	rt     *runtime
+	// makes its own at first use (shared.go).
+	rt     *shared
 	rtOnce sync.Once
 	taskID func() string // Options.NewTaskID or newTaskID
 }

@@ -106,7 +106,7 @@ func (l *loader) addTaskBuiltins(s *Set, b builtinNames) {
 
 // taskStore holds the tasks of async methods: running ones until they end,
 // finished ones within the tasks section's bounds. It is shared by every
-// Set of an Engine (runtime), so a reload keeps them. Safe for concurrent
+// Set of an Engine (shared), so a reload keeps them. Safe for concurrent
 // use.
 type taskStore struct {
 	ctx    context.Context // cancelled by close: kills every running task
@@ -169,7 +169,7 @@ func (s *Set) startTask(m *method, r Request, raw []byte, params, env map[string
 	if !ok {
 		return rep
 	}
-	st := s.runtime().tasks
+	st := s.shared().tasks
 	ctx, cancel := context.WithCancel(st.ctx)
 	t := &task{id: s.taskID(), method: m.name, cancel: cancel, done: make(chan struct{})}
 	t.doc = taskDoc{TaskID: t.id, Method: m.name, Status: TaskRunning, StartedAt: s.now().UTC()}
@@ -304,7 +304,7 @@ func (st *taskStore) close(ctx context.Context) error {
 // 404 for an unknown id.
 func (s *Set) lookup(params map[string]any) (*task, Reply, bool) {
 	id, _ := params["taskId"].(string)
-	t := s.runtime().tasks.get(id, s.tasks, s.now())
+	t := s.shared().tasks.get(id, s.tasks, s.now())
 	if t == nil {
 		return nil, bodyReply(404, errorBody{Error: fmt.Sprintf("no task %s: it never existed, ended more than %s ago or among the oldest beyond the last %d, "+
 			"or started before the daemon's last restart", id, s.tasks.Keep, s.tasks.Max), Param: "taskId"}), false
@@ -397,7 +397,7 @@ func (s *Set) taskCancel(params map[string]any) Reply {
 // ok is false for an id s's tasks do not hold. methodd call uses it to run
 // an async method to its end.
 func (s *Set) WaitTask(ctx context.Context, id string) (rep Reply, ok bool) {
-	t := s.runtime().tasks.get(id, s.tasks, s.now())
+	t := s.shared().tasks.get(id, s.tasks, s.now())
 	if t == nil {
 		return Reply{}, false
 	}
