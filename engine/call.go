@@ -108,6 +108,9 @@ func (s *Set) handle(ctx context.Context, m *method, r Request, exit *int, relea
 		status = 500
 	}
 	def := commandPayload(&res)
+	if res.limit != nil { // a non-zero exit under limits.memory (limits.go)
+		def = limitPayload(m.name, &res)
+	}
 	if m.status == nil && m.payload == nil {
 		return Reply{Status: status, Payload: def}
 	}

@@ -30,8 +30,9 @@ type procResult struct {
 	stderr    []byte
 	truncated bool // stdout or stderr went over its cap
 	duration  time.Duration
-	timedOut  bool // the method's timeout expired and the group was killed
-	cancelled bool // the caller's context ended first and the group was killed
+	timedOut  bool       // the method's timeout expired and the group was killed
+	cancelled bool       // the caller's context ended first and the group was killed
+	limit     *limitStop // the limit that stopped the command; nil = none (limits.go)
 }
 
 // runner executes commands in their own process group. It is safe for
@@ -46,7 +47,10 @@ type runner struct {
 // SIGKILL after the grace. When the leader exits, anything left in its group
 // is killed, and output still held open by escaped processes is read for at
 // most drainWait. The leader is always reaped. The error is non-nil only when
-// the command could not be started.
+// the command could not be started (its limits could not be set included).
+// With sp.runAs the child gets those credentials; with sp.limits it starts
+// through the limits gate (startGated) and res.limit names a limit that
+// stopped it.
 func (r *runner) run(ctx context.Context, sp procSpec) (procResult, error) {
 	var res procResult
 	files, err := openPipes()
@@ -59,8 +63,11 @@ func (r *runner) run(ctx context.Context, sp procSpec) (procResult, error) {
 		Stdin: stdinR, Stdout: outW, Stderr: errW,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
+	if sp.runAs != nil {
+		cmd.SysProcAttr.Credential = sp.runAs.credential()
+	}
 	start := time.Now()
-	err = cmd.Start()
+	err = startGated(cmd, sp.limits)
 	stdinR.Close()
 	outW.Close()
 	errW.Close()
@@ -94,6 +101,7 @@ func (r *runner) run(ctx context.Context, sp procSpec) (procResult, error) {
 	res.exitCode = exitCode(cmd.ProcessState, werr)
 	res.stdout, res.stderr = out.buf, errOut.buf
 	res.truncated = out.truncated || errOut.truncated
+	res.limit = sp.limits.blame(cmd.ProcessState)
 	return res, nil
 }
 

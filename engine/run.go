@@ -45,8 +45,10 @@ func (s *Set) prepare(m *method, r Request, raw []byte, params, env map[string]a
 }
 
 // commandOutcome maps the outcome of a command run to its reply when it
-// did not run to its end (ok false): it could not start, timed out or was
-// cancelled.
+// did not run to its end (ok false): it could not start, timed out, was
+// cancelled or was killed by a signal its limits explain (500 with
+// limitPayload; the method's reply expressions are not evaluated, as for a
+// timeout).
 func commandOutcome(m *method, res procResult, startErr error) (procResult, Reply, bool) {
 	c := m.cmd
 	switch {
@@ -56,6 +58,8 @@ func commandOutcome(m *method, res procResult, startErr error) (procResult, Repl
 		return res, errorReply(504, fmt.Sprintf("method %q timed out after %s; its processes were killed", m.name, c.timeout)), false
 	case res.cancelled:
 		return res, errorReply(503, fmt.Sprintf("method %q was cancelled (the daemon is stopping); its processes were killed", m.name)), false
+	case res.limit != nil && res.limit.signaled:
+		return res, Reply{Status: 500, Payload: limitPayload(m.name, &res)}, false
 	}
 	return res, Reply{}, true
 }
@@ -87,12 +91,20 @@ func (c *command) argv(ev *evaluator, env map[string]any) ([]string, *callError)
 	return argv, nil
 }
 
-// commandEnv is the whole environment of a command: PATH/LANG/HOME, the
-// METHODD_* variables, then the method's env entries (which may override
-// PATH, LANG and HOME).
+// commandEnv is the whole environment of a command: PATH/LANG/HOME (with
+// run_as, HOME is that user's home), the METHODD_* variables, then the
+// method's env entries (which may override PATH, LANG and HOME).
 func (s *Set) commandEnv(m *method, r Request, raw []byte, params, env map[string]any) ([]string, *callError) {
-	out := make([]string, 0, len(s.baseEnv)+5+len(m.params)+len(m.cmd.env))
-	out = append(out, s.baseEnv...)
+	out := make([]string, 0, len(s.baseEnv)+6+len(m.params)+len(m.cmd.env))
+	for _, kv := range s.baseEnv {
+		if ra := m.cmd.runAs; ra != nil && strings.HasPrefix(kv, "HOME=") {
+			continue // the user's own, below
+		}
+		out = append(out, kv)
+	}
+	if ra := m.cmd.runAs; ra != nil && ra.home != "" {
+		out = append(out, "HOME="+ra.home)
+	}
 	out = append(out,
 		"METHODD_METHOD="+r.Method, "METHODD_REQUEST_ID="+r.RequestID,
 		"METHODD_DEVICE_ID="+r.DeviceID, "METHODD_MODULE_ID="+r.ModuleID)
