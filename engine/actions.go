@@ -26,6 +26,9 @@ func (l *loader) parseActions(m *method, by map[string]field, path string) {
 	if m.async && m.detach {
 		l.errorf(by["detach"].keyNode, join(path, "detach"), "async and detach exclude each other: async keeps the command and reports it through taskStatus, detach lets it go")
 	}
+	if r, ok := by["reply"]; ok && m.detach {
+		l.warnf(r.keyNode, join(path, "reply"), "reply has no effect on a detached method: the call is answered 202 scheduled before the command starts")
+	}
 	if t, ok := by["timeout"]; ok && m.cmd != nil {
 		switch {
 		case m.detach:

@@ -22,7 +22,9 @@ type handler struct {
 }
 
 // HandleMethod runs r on the engine. The reply's buffer goes back to the
-// engine once the session has written it (device.Response.Release).
+// engine once the session has written it (device.Response.Release), and
+// what the call still has to do then (engine.Reply.After: a detach method
+// starts its command) runs once it is published (device.Response.AfterSend).
 func (h handler) HandleMethod(ctx context.Context, r device.Request) device.Response {
 	h.onCall()
 	deviceID, moduleID := h.deviceID, h.moduleID
@@ -36,5 +38,5 @@ func (h handler) HandleMethod(ctx context.Context, r device.Request) device.Resp
 		ModuleID:  moduleID,
 		Payload:   r.Payload,
 	})
-	return device.Response{Status: rep.Status, Payload: rep.Payload, Release: rep.Release}
+	return device.Response{Status: rep.Status, Payload: rep.Payload, Release: rep.Release, AfterSend: rep.After}
 }

@@ -27,6 +27,14 @@ type Response struct {
 	// session does not read Payload after that, so the handler may reuse
 	// its memory. A reply that is dropped or refused is not released.
 	Release func()
+	// AfterSend, when set, is what the call still has to do once its reply
+	// has been published (written to the connection, after Release): it
+	// runs then, once, in the call's own goroutine, which it holds (and
+	// its MaxInFlight slot) until it returns; the session's shutdown
+	// drain waits for it. It never runs when the reply is dropped or
+	// replaced (too large). It must not block for long: start work, don't
+	// do it.
+	AfterSend func()
 }
 
 // Handler answers method requests. HandleMethod is called concurrently, each
@@ -188,6 +196,9 @@ func (s *Session) reply(c *conn, req Request, resp Response, start time.Time) {
 			}
 			s.log.Debug("call answered", logkey.Method, req.Method, logkey.RequestID, req.RID, logkey.Status, resp.Status,
 				logkey.Conn, t.id, logkey.DurationMs, time.Since(start).Milliseconds())
+			if resp.AfterSend != nil {
+				resp.AfterSend()
+			}
 			return
 		}
 		// The target died under us; wait until it is marked down, then
