@@ -315,6 +315,10 @@ func (l *loader) parseDefaults(n *yaml.Node) Defaults {
 				d.Concurrency = c
 			}
 		case "duplicate_window":
+			if f.val.Kind == yaml.ScalarNode && (f.val.Value == "0" || f.val.Value == "0s") {
+				d.DuplicateWindow = 0 // off
+				continue
+			}
 			if w, ok := l.duration(f.val, path); ok {
 				d.DuplicateWindow = w
 			}
