@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"time"
 
 	"github.com/methodd/methodd/internal/localhub"
 	"github.com/methodd/methodd/invoke"
@@ -89,6 +90,12 @@ func localHub(cmd, dir string, getenv func(string) string) (hubChoice, error) {
 	}
 	if err != nil {
 		return h, withExit(exitHubError, fmt.Errorf("%s: --local: %v", cmd, err))
+	}
+	// hub.json outlives its hub: the state dir's lock says whether it
+	// runs (a dir without a lock file predates the lock: try it).
+	if running, last, err := localhub.Running(dir); err == nil && !running && last.PID != 0 {
+		return h, withExit(exitHubError, fmt.Errorf("%s: the local hub in %s is not running (last started by pid %d at %s); start it with `methodd hub --dir %s`",
+			cmd, dir, last.PID, last.StartedAt.Format(time.RFC3339), dir))
 	}
 	cs, err := iothub.ParseServiceConnectionString(info.ServiceConnectionString)
 	if err != nil {

@@ -58,6 +58,10 @@ func (h *Hub) checkUsername(pk packets.Packet) (string, error) {
 	if u.ClientID != pk.Connect.ClientIdentifier {
 		return "", fmt.Errorf("%w: client id %q, username's %q", ErrClientID, pk.Connect.ClientIdentifier, u.ClientID)
 	}
+	device, module := iothub.SplitClientID(u.ClientID)
+	if checkIDs(device, module, strings.Contains(u.ClientID, "/")) != nil {
+		return "", fmt.Errorf("%w: client id %q: %s", ErrClientID, u.ClientID, idRule)
+	}
 	return u.ClientID, nil
 }
 

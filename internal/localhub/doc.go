@@ -148,4 +148,46 @@
 //     re-registration after the device was deleted (deviceDataReset) are
 //     [unverified]. No X.509 attestation yet.
 //   - Close fails pending calls with 503001 ServiceUnavailable.
+//   - Network bounds (issue 19; admission.go, rest_bounds.go,
+//     listeners.go): every device connection (MQTT/TLS, WSS, DPS) must
+//     finish its TLS handshake, WSS upgrade and CONNECT within
+//     Options.ConnectTimeout (30 s; the deadline is set at accept, before
+//     crypto/tls's lazy handshake). HTTPS requests get
+//     Options.RequestTimeout (30 s) for handshake plus headers, for the
+//     body (a per-request read deadline, lifted after the body so a
+//     method call may wait up to 600 s for its device) and for each
+//     response write; idle keep-alive connections close after
+//     Options.IdleTimeout (2 min); headers are capped at 32 KB. Bodies
+//     are capped per route (methods, jobs, twins 144 KB; registry 16 KB;
+//     query 64 KB) with 413001 and Connection: close. The SAS is checked
+//     before a byte of the body is read, and a 401 closes the
+//     connection. Each listener admits at most Options.MaxPendingConns
+//     (256) connections that have not authenticated yet (a device before
+//     its CONNACK 0, a service client before its first authorized
+//     request); past it new connections are closed at once, logged at
+//     most every 10 s.
+//   - CONNACKs are MQTT 3.1.1's on every listener, whatever protocol level
+//     the CONNECT claimed: mochi would answer a level-5 CONNECT with a v5
+//     CONNACK (0x84 plus properties) and a bad protocol name or level
+//     with 0x82. Mapped: protocol problems 1, client-id problems 2,
+//     overload 3, anything else 5 (bad credentials included, as before).
+//   - Ids: every REST route checks its path ids with the registry's rule
+//     (and refuses "." and ".."), after authorization and before the
+//     body: an id outside it, an escaped "/" (dev%2Fmod) included, is 400
+//     400004 ArgumentInvalid, never a module separator and never 404 (no
+//     identity can carry such an id; what the real hub answers was not
+//     observable). MQTT client ids follow the same rule (CONNACK 5), DPS
+//     registration ids their own ([a-z0-9-]{1,128}).
+//   - State dir (statedir.go): Start takes an exclusive flock on
+//     DIR/hub.lock for the hub's lifetime and writes its pid, command and
+//     start time there; a second hub (methodd hub, run --local) on the
+//     same dir fails with ErrDirLocked naming that holder (after retrying
+//     for 1 s, so a CLI's liveness probe never blocks a start). Start
+//     refuses (ErrDirUnsafe, naming the path and the chmod/chown fix) a
+//     DIR, or anything in it, not owned by the effective user, writable
+//     by group or others, or a symbolic link. hub.json is kept at Close
+//     (tools and restarts read it) and now carries "pid" and "startedAt";
+//     whether its hub runs is the lock's answer (Running), which the
+//     CLI's --local commands ask before calling: a dead hub, SIGKILL
+//     included, is "not running (last started by pid N at T)", exit 5.
 package localhub

@@ -128,11 +128,16 @@ func (s *dpsServer) serve(ln, wsLn net.Listener, tlsConf *tls.Config) error {
 	if err := s.broker.AddHook(&dpsHook{s: s}, nil); err != nil {
 		return fmt.Errorf("localhub: dps hook: %w", err)
 	}
-	if err := s.broker.AddListener(&tlsListener{id: "dps-mqtts", ln: tls.NewListener(ln, tlsConf)}); err != nil {
+	o := s.h.opts // the hub's connect deadline and cap on unauthenticated connections, CONNACKs as 3.1.1 (admission.go)
+	adm, wsAdm := newAdmission("dps-mqtts", o.MaxPendingConns, s.log), newAdmission("dps-wss", o.MaxPendingConns, s.log)
+	if err := s.broker.AddHook(&connackHook{adm: adm, ws: wsAdm}, nil); err != nil {
+		return fmt.Errorf("localhub: dps hook: %w", err)
+	}
+	if err := s.broker.AddListener(&tlsListener{id: "dps-mqtts", ln: tls.NewListener(ln, tlsConf), grace: o.ConnectTimeout, adm: adm}); err != nil {
 		return fmt.Errorf("localhub: dps listener: %w", err)
 	}
 	if wsLn != nil {
-		if err := s.broker.AddListener(newWSListener("dps-wss", tls.NewListener(wsLn, tlsConf), quiet)); err != nil {
+		if err := s.broker.AddListener(newWSListener("dps-wss", tls.NewListener(wsLn, tlsConf), quiet, o.ConnectTimeout, wsAdm)); err != nil {
 			return fmt.Errorf("localhub: dps websocket listener: %w", err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -53,6 +54,8 @@ type Hub struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	lock *stateLock // DIR's lock (statedir.go), released by Close
 }
 
 // Start creates or reuses the state in opts.Dir (CA, server certificate,
@@ -61,8 +64,8 @@ type Hub struct {
 // and (optionally) WSS listeners and writes DIR/hub.json. When it returns
 // without error the hub is listening and hub.json is in place. ctx bounds
 // start-up only; the hub runs until Close.
-func Start(ctx context.Context, opts Options) (*Hub, error) {
-	opts, err := opts.withDefaults()
+func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
+	opts, err = opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
@@ -72,6 +75,14 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		presence: newPresence(),
 		done:     make(chan struct{}),
 	}
+	if h.lock, err = openStateDir(opts.Dir, time.Now()); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			h.lock.release() // also after Close: idempotent
+		}
+	}()
 	h.calls = newCalls()
 	if err := h.prepareState(); err != nil {
 		return nil, err
@@ -219,11 +230,16 @@ func (h *Hub) startBroker(mqttLn, wsLn net.Listener, tlsConf *tls.Config) error 
 	if err := h.broker.AddHook(&hook{h: h}, nil); err != nil {
 		return fmt.Errorf("localhub: mqtt hook: %w", err)
 	}
-	if err := h.broker.AddListener(&tlsListener{id: "mqtts", ln: mqttLn}); err != nil {
+	mqttAdm := newAdmission("mqtts", h.opts.MaxPendingConns, h.log)
+	wsAdm := newAdmission("wss", h.opts.MaxPendingConns, h.log)
+	if err := h.broker.AddHook(&connackHook{adm: mqttAdm, ws: wsAdm}, nil); err != nil {
+		return fmt.Errorf("localhub: mqtt hook: %w", err)
+	}
+	if err := h.broker.AddListener(&tlsListener{id: "mqtts", ln: mqttLn, grace: h.opts.ConnectTimeout, adm: mqttAdm}); err != nil {
 		return fmt.Errorf("localhub: mqtt listener: %w", err)
 	}
 	if wsLn != nil {
-		if err := h.broker.AddListener(newWSListener("wss", tls.NewListener(wsLn, tlsConf), quiet)); err != nil {
+		if err := h.broker.AddListener(newWSListener("wss", tls.NewListener(wsLn, tlsConf), quiet, h.opts.ConnectTimeout, wsAdm)); err != nil {
 			return fmt.Errorf("localhub: websocket listener: %w", err)
 		}
 	}
@@ -233,13 +249,19 @@ func (h *Hub) startBroker(mqttLn, wsLn net.Listener, tlsConf *tls.Config) error 
 	return nil
 }
 
-// startREST serves the service API over HTTPS (HTTP/1.1 and HTTP/2).
+// startREST serves the service API over HTTPS (HTTP/1.1 and HTTP/2) with
+// the bounds of rest_bounds.go.
 func (h *Hub) startREST(ln net.Listener, tlsConf *tls.Config) {
+	adm := newAdmission("https", h.opts.MaxPendingConns, h.log)
 	h.httpSrv = &http.Server{
 		Handler:           newRESTHandler(h),
 		TLSConfig:         tlsConf.Clone(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: h.opts.RequestTimeout, // also bounds the TLS handshake
+		WriteTimeout:      restWriteTimeout,
+		IdleTimeout:       h.opts.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnState:         adm.connState,
+		ConnContext:       withConn(adm),
 		ErrorLog:          slog.NewLogLogger(h.log.With(logkey.Component, "https").Handler(), slog.LevelDebug),
 	}
 	h.serveWG.Add(1)
@@ -308,10 +330,26 @@ func (h *Hub) Close() error {
 		}
 		h.presence.stopTimers()
 		h.serveWG.Wait()
+		h.lock.release() // last: hub.json is final, DIR free for the next hub
 		h.log.Info("hub stopped")
 	})
 	return h.closeErr
 }
 
-// nextRID returns a fresh request id: a per-hub decimal counter.
-func (h *Hub) nextRID() string { return strconv.FormatUint(h.rid.Add(1), 10) }
+// nextRID returns a fresh request id, "EPOCH.N": EPOCH is 8 hex digits
+// drawn at random at the hub's first call, N a decimal counter from 1. The
+// epoch keeps ids from repeating across hub restarts (a device that
+// remembers request ids, as methodd does, must not take a new call for a
+// duplicate). h.rid holds the epoch in its high 32 bits and N in its low.
+func (h *Hub) nextRID() string {
+	for {
+		old := h.rid.Load()
+		next := old + 1
+		if old == 0 {
+			next = uint64(rand.Uint32()|1<<31)<<32 | 1
+		}
+		if h.rid.CompareAndSwap(old, next) {
+			return strconv.FormatUint(next>>32, 16) + "." + strconv.FormatUint(next&(1<<32-1), 10)
+		}
+	}
+}

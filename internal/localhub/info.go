@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // Info is exactly the content of DIR/hub.json (design §1): where the hub
@@ -32,6 +33,11 @@ type Info struct {
 	// DPS describes the provisioning endpoint (Options.DPSAddr); nil
 	// without one (dps.go).
 	DPS *DPSInfo `json:"dps,omitempty"`
+	// PID and StartedAt name the hub process that wrote the file (its
+	// start, RFC 3339). hub.json stays after the hub stops, so they do
+	// not say it still runs: Running (DIR's lock) does.
+	PID       int       `json:"pid,omitempty"`
+	StartedAt time.Time `json:"startedAt,omitzero"`
 }
 
 // X509Files are the PEM files of a device certificate and its key.

@@ -157,6 +157,9 @@ func (h *Hub) currentInfoLocked() Info {
 	}
 	h.x509InfoLocked(&info)
 	h.dpsInfoLocked(&info)
+	if h.lock != nil {
+		info.PID, info.StartedAt = h.lock.holder.PID, h.lock.holder.StartedAt
+	}
 	return info
 }
 

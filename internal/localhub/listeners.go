@@ -16,9 +16,15 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
 
-// connectGrace bounds the TLS handshake plus the CONNECT packet of a new
-// connection; afterwards the MQTT keep-alive governs its deadline.
-const connectGrace = 30 * time.Second
+// connectGrace is the default bound (Options.ConnectTimeout) of a new
+// device connection's TLS handshake (crypto/tls handshakes on the first
+// Read, under the deadline set at accept), WSS upgrade and CONNECT packet;
+// afterwards the MQTT keep-alive governs its deadline.
+const connectGrace = DefaultConnectTimeout
+
+// maxHeaderBytes caps the request headers of the HTTPS and WSS servers
+// (a SAS token is well under 1 KB; Go's default is 1 MB).
+const maxHeaderBytes = 32 * 1024
 
 // connSet tracks accepted connections that may not have reached the broker's
 // client table yet, so that closing a listener also closes them (the broker
@@ -65,9 +71,19 @@ func (s *connSet) closeAll() {
 // broker starts and bind errors surface synchronously.
 type tlsListener struct {
 	id    string
-	ln    net.Listener // a crypto/tls listener
+	ln    net.Listener  // a crypto/tls listener
+	grace time.Duration // the connect deadline; 0 = connectGrace
+	adm   *admission    // unauthenticated connections; nil = no cap
 	conns connSet
 	wg    sync.WaitGroup
+}
+
+// graceOr is d, or connectGrace when d is 0.
+func graceOr(d time.Duration) time.Duration {
+	if d <= 0 {
+		return connectGrace
+	}
+	return d
 }
 
 var _ listeners.Listener = (*tlsListener)(nil)
@@ -85,14 +101,20 @@ func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 		if err != nil {
 			return
 		}
+		_ = c.SetDeadline(time.Now().Add(graceOr(l.grace))) // before the (lazy) TLS handshake
+		if !l.adm.enter(c) {
+			c.Close()
+			continue
+		}
 		if !l.conns.add(c) {
+			l.adm.leave(c)
 			continue
 		}
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
+			defer l.adm.leave(c)
 			defer l.conns.remove(c)
-			_ = c.SetDeadline(time.Now().Add(connectGrace))
 			_ = establish(l.id, c) // the hub logs connection outcomes itself
 			c.Close()
 		}()
@@ -111,7 +133,9 @@ func (l *tlsListener) Close(closeClients listeners.CloseFn) {
 // subprotocol "mqtt" (C sends "MQTT"; both are accepted, §3.1).
 type wsListener struct {
 	id        string
-	ln        net.Listener // a crypto/tls listener
+	ln        net.Listener  // a crypto/tls listener
+	grace     time.Duration // the connect deadline (handshake, upgrade, CONNECT)
+	adm       *admission    // unauthenticated connections; nil = no cap
 	srv       *http.Server
 	conns     connSet
 	establish listeners.EstablishFn
@@ -121,10 +145,17 @@ type wsListener struct {
 
 var _ listeners.Listener = (*wsListener)(nil)
 
-func newWSListener(id string, ln net.Listener, errLog *slog.Logger) *wsListener {
+// newWSListener serves MQTT over WSS on ln. grace (0 = connectGrace)
+// bounds the TLS handshake, the upgrade request, an idle keep-alive
+// connection and, after the upgrade, the CONNECT; adm (nil = no cap)
+// counts connections until their CONNECT is accepted.
+func newWSListener(id string, ln net.Listener, errLog *slog.Logger, grace time.Duration, adm *admission) *wsListener {
+	grace = graceOr(grace)
 	l := &wsListener{
 		id:    id,
 		ln:    ln,
+		grace: grace,
+		adm:   adm,
 		ready: make(chan struct{}),
 		upgrader: websocket.Upgrader{
 			Subprotocols: []string{"mqtt", "MQTT"},
@@ -135,8 +166,15 @@ func newWSListener(id string, ln net.Listener, errLog *slog.Logger) *wsListener 
 	mux.HandleFunc(WebSocketPath, l.handle)
 	l.srv = &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: connectGrace,
+		ReadHeaderTimeout: grace, // also bounds the TLS handshake
+		ReadTimeout:       grace,
+		WriteTimeout:      grace,
+		IdleTimeout:       grace,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(errLog.Handler(), slog.LevelDebug),
+	}
+	if adm != nil {
+		l.srv.ConnState = adm.connState
 	}
 	return l
 }
@@ -159,11 +197,12 @@ func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered with an HTTP error
 	}
 	c := &wsConn{Conn: ws.NetConn(), ws: ws}
+	defer l.adm.leave(c.Conn) // counted since accept (ConnState), hijacked now
 	if !l.conns.add(c) {
 		return
 	}
 	defer l.conns.remove(c)
-	_ = c.SetDeadline(time.Now().Add(connectGrace))
+	_ = c.SetDeadline(time.Now().Add(l.grace))
 	_ = l.establish(l.id, c)
 	c.Close()
 }

@@ -73,13 +73,13 @@ func (h *Hub) refuse(cl *mqtt.Client, code packets.Code, err error) {
 	h.emit(Event{Kind: EventConnRefused, ClientID: cl.ID, ReturnCode: connackCode(cl, code), Err: err})
 }
 
-// connackCode is the return code mochi writes for code: the MQTT 3.1.1 one
-// for clients below MQTT 5.
-func connackCode(cl *mqtt.Client, code packets.Code) byte {
-	if v3, ok := packets.V5CodesToV3[code]; ok && cl.Properties.ProtocolVersion < 5 {
-		return v3.Code
+// connackCode is the return code the client receives for code: always an
+// MQTT 3.1.1 one (connackHook rewrites every CONNACK).
+func connackCode(_ *mqtt.Client, code packets.Code) byte {
+	if v3, ok := packets.V5CodesToV3[code]; ok {
+		code = v3
 	}
-	return code.Code
+	return connack311(code.Code)
 }
 
 // OnACLCheck allows everything: topic rules are enforced in OnPacketRead,

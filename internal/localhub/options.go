@@ -70,7 +70,30 @@ type Options struct {
 	// concurrent use and must not block, so it must not call Invoke or
 	// Close either. The Event and its Err may be kept.
 	OnEvent func(Event)
+
+	// Network bounds (issue 19, class 3; zero = the default named).
+	// ConnectTimeout bounds a device connection's TLS handshake, WSS
+	// upgrade and CONNECT (DefaultConnectTimeout); RequestTimeout a REST
+	// request's TLS handshake and headers, its body, and each response
+	// write (DefaultRequestTimeout); IdleTimeout an idle keep-alive HTTPS
+	// connection (DefaultIdleTimeout). MaxPendingConns caps, per
+	// listener, the connections that have not yet authenticated (MQTT:
+	// before their successful CONNACK; HTTPS: before their first
+	// authorized request); past it new connections are closed at once
+	// (DefaultMaxPendingConns).
+	ConnectTimeout  time.Duration
+	RequestTimeout  time.Duration
+	IdleTimeout     time.Duration
+	MaxPendingConns int
 }
+
+// Defaults of the network bounds in Options.
+const (
+	DefaultConnectTimeout  = 30 * time.Second
+	DefaultRequestTimeout  = 30 * time.Second
+	DefaultIdleTimeout     = 2 * time.Minute
+	DefaultMaxPendingConns = 256
+)
 
 // Faults deliberately break one behaviour each, so conformance tests can
 // prove they detect it. The zero value breaks nothing.
@@ -102,6 +125,18 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.MaxPendingConns <= 0 {
+		o.MaxPendingConns = DefaultMaxPendingConns
 	}
 	for _, a := range []string{o.MQTTAddr, o.HTTPSAddr, o.WSAddr, o.DPSAddr} {
 		if a == "" {

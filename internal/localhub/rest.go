@@ -12,14 +12,11 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/methodd/methodd/internal/logkey"
 	"github.com/methodd/methodd/iothub"
 )
-
-// maxBodyBytes bounds a REST body: the 128 KB payload plus room for the
-// other fields and whitespace. Larger bodies are 413001 without being read.
-const maxBodyBytes = iothub.MaxPayloadBytes + 16*1024
 
 const jsonContentType = "application/json; charset=utf-8"
 
@@ -34,7 +31,12 @@ const jsonContentType = "application/json; charset=utf-8"
 //	GET, PUT, DELETE /devices/{device}/modules/{module}
 //
 // IDs are path-unescaped, each within its own segment: an escaped "/"
-// (%2F) belongs to the ID, it never separates a device from a module. The
+// (%2F) belongs to the ID, it never separates a device from a module.
+// Every id is checked with the registry's rule (validIdentityPart; "."
+// and ".." are refused too) on every route, after authorization: an id
+// outside it, "dev%2Fmod" included, is 400004 ArgumentInvalid (no
+// identity can have such an id, so the real hub's answer, 400 or 404,
+// was not observable; 400 tells the caller the request is wrong). The
 // api-version query parameter is required (any value; 400004 without it,
 // as the real hub answers 400). Authorization is a service SAS whose skn
 // names a policy with the permission the route needs, verified with that
@@ -50,8 +52,9 @@ const jsonContentType = "application/json; charset=utf-8"
 // Node SDK maps to its DeviceNotFoundError, DeviceAlreadyExistsError and
 // InvalidEtagError messages (fleet reference §2.3).
 type restAPI struct {
-	h   *Hub
-	mux *http.ServeMux
+	h     *Hub
+	mux   *http.ServeMux
+	onIDs func(device, module string) // tests: called with every id pair pathIDs accepts
 }
 
 // permission is what a route family needs of the caller's policy.
@@ -108,6 +111,7 @@ type errorWriter func(http.ResponseWriter, *http.Request, error)
 // ServeHTTP routes r. Non-canonical paths are answered here: ServeMux
 // would redirect them to their cleaned form.
 func (a *restAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.bodyDeadline(w)
 	if p := r.URL.EscapedPath(); cleanPath(p) != p {
 		a.notFound(w, r)
 		return
@@ -132,13 +136,22 @@ func cleanPath(p string) string {
 }
 
 // invoke serves both methods routes; the module is "" on the device route.
+// Authorization, then the ids, then the body: a refused request's body is
+// never read.
 func (a *restAPI) invoke(w http.ResponseWriter, r *http.Request) {
-	req, err := a.request(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
+	err := a.admit(r, serviceConnect)
+	var device, module string
+	if err == nil {
+		device, module, err = a.pathIDs(r)
 	}
-	res, err := a.h.Invoke(r.Context(), r.PathValue("device"), r.PathValue("module"), req)
+	var req iothub.MethodRequest
+	if err == nil {
+		req, err = a.request(w, r)
+	}
+	var res iothub.MethodResult
+	if err == nil {
+		res, err = a.h.Invoke(r.Context(), device, module, req)
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -146,13 +159,10 @@ func (a *restAPI) invoke(w http.ResponseWriter, r *http.Request) {
 	a.writeJSON(w, http.StatusOK, "", iothub.EncodeMethodResult(res.Status, res.Payload))
 }
 
-// request authorizes r and decodes its body. The error is an *iothub.Error
-// with the code to answer: 401002, 400004, 400005, 400006 or 413001.
-func (a *restAPI) request(r *http.Request) (iothub.MethodRequest, error) {
-	if err := a.admit(r, serviceConnect); err != nil {
-		return iothub.MethodRequest{}, err
-	}
-	body, err := readBody(r, "The method payload exceeds the maximum size of 128 KB.")
+// request reads and decodes an admitted request's body. The error is an
+// *iothub.Error with the code to answer: 400004, 400005, 400006 or 413001.
+func (a *restAPI) request(w http.ResponseWriter, r *http.Request) (iothub.MethodRequest, error) {
+	body, err := readBody(w, r, maxBodyBytes, "The method payload exceeds the maximum size of 128 KB.")
 	if err != nil {
 		return iothub.MethodRequest{}, err
 	}
@@ -161,12 +171,14 @@ func (a *restAPI) request(r *http.Request) (iothub.MethodRequest, error) {
 
 // admit checks what every request needs: a service SAS of a policy with
 // perm (401002 otherwise, the reason logged) and an api-version (400004).
-// The error is an *iothub.Error.
+// The error is an *iothub.Error. An authorized request's connection no
+// longer counts as unauthenticated (rest_bounds.go).
 func (a *restAPI) admit(r *http.Request, perm permission) error {
 	if err := a.authorize(r, perm); err != nil {
 		a.h.log.Warn("rest request unauthorized", logkey.Path, r.URL.Path, logkey.Remote, r.RemoteAddr, logkey.Reason, err.Error())
 		return iothub.NewError(iothub.CodeUnauthorized, "Unauthorized")
 	}
+	authenticated(r)
 	if r.URL.Query().Get("api-version") == "" {
 		return iothub.NewError(iothub.CodeArgumentInvalid, "The api-version query parameter is required.")
 	}
@@ -197,21 +209,38 @@ func (a *restAPI) authorize(r *http.Request, perm permission) error {
 	return a.h.checkAudience(tok, HostName)
 }
 
-// readBody reads at most maxBodyBytes; a larger body is an *iothub.Error
-// 413001 with tooLarge as its message and is not read to its end, a failed
-// read 400006.
-func readBody(r *http.Request, tooLarge string) ([]byte, error) {
-	if r.ContentLength > maxBodyBytes {
+// readBody reads at most limit bytes under the request's body deadline
+// (rest_bounds.go), then lifts the deadline. A larger body is an
+// *iothub.Error 413001 with tooLarge as its message and is not read to its
+// end; a failed or timed-out read is 400006. Either closes the connection.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, tooLarge string) ([]byte, error) {
+	if r.ContentLength > limit {
 		return nil, iothub.NewError(iothub.CodeMessageTooLarge, tooLarge)
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
+		w.Header().Set("Connection", "close")
 		return nil, iothub.NewError(iothub.CodeIotHubFormatError, "The request body could not be read.")
 	}
-	if len(b) > maxBodyBytes {
+	if int64(len(b)) > limit {
 		return nil, iothub.NewError(iothub.CodeMessageTooLarge, tooLarge)
 	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{}) // a method call may now wait for its device
 	return b, nil
+}
+
+// pathIDs returns the device and (on a module route, else "") module ids
+// of r's path, unescaped per segment. An id outside the registry's rule
+// is an *iothub.Error 400004.
+func (a *restAPI) pathIDs(r *http.Request) (device, module string, err error) {
+	device, module = r.PathValue("device"), r.PathValue("module")
+	if err := checkIDs(device, module, strings.Contains(r.Pattern, "{module}")); err != nil {
+		return "", "", err
+	}
+	if a.onIDs != nil {
+		a.onIDs(device, module)
+	}
+	return device, module, nil
 }
 
 // fail writes err in the current body format (A) with the hub's headers:
@@ -259,9 +288,10 @@ func (a *restAPI) writeError(w http.ResponseWriter, r *http.Request, err error, 
 		hd.Set(iothub.ErrorCodeHeader, e.Name)
 	}
 	hd.Set("x-ms-request-id", iothub.NewRequestID())
-	if e.HTTPStatus == http.StatusRequestEntityTooLarge {
-		hd.Set("Connection", "close") // the rest of the body is not read
+	if e.HTTPStatus == http.StatusRequestEntityTooLarge || e.HTTPStatus == http.StatusUnauthorized {
+		hd.Set("Connection", "close") // the (rest of the) body is not read
 	}
+	a.writeDeadline(w)
 	w.WriteHeader(e.HTTPStatus)
 	_, _ = w.Write(render(&e))
 	a.h.log.LogAttrs(r.Context(), slog.LevelDebug, "rest error", slog.String(logkey.Path, r.URL.Path),
@@ -279,6 +309,7 @@ func (a *restAPI) writeJSON(w http.ResponseWriter, status int, etag string, body
 		hd.Set("ETag", `"`+etag+`"`)
 	}
 	hd.Set("x-ms-request-id", iothub.NewRequestID())
+	a.writeDeadline(w)
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }

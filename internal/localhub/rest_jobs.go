@@ -53,7 +53,7 @@ func (a *restAPI) createJob(w http.ResponseWriter, r *http.Request) {
 	err := a.admit(r, serviceConnect)
 	var body []byte
 	if err == nil {
-		body, err = readBody(r, "The job request exceeds the maximum size of the request body.")
+		body, err = readBody(w, r, maxBodyBytes, "The job request exceeds the maximum size of the request body.")
 	}
 	var j *job
 	if err == nil && id == "query" {

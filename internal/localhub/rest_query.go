@@ -33,7 +33,7 @@ const (
 // format B, as the twin routes': 400004 for a query with a syntax error
 // (the message names its 0-based position), a missing query, a bad page
 // size, or a token that is malformed or belongs to another query text;
-// 400006 for a body that is not a JSON object; 413001 over 144 KB.
+// 400006 for a body that is not a JSON object; 413001 over 64 KB.
 //
 // Only POST is routed here: the other methods on /devices/query reach the
 // registry's /devices/{device} routes, as they would on the real hub.
@@ -44,7 +44,7 @@ func (a *restAPI) routeQuery() {
 // query answers POST /devices/query.
 func (a *restAPI) query(w http.ResponseWriter, r *http.Request) {
 	start := a.h.opts.Now()
-	sql, size, err := a.queryRequest(r)
+	sql, size, err := a.queryRequest(w, r)
 	var page queryPage
 	if err == nil {
 		page, err = a.h.runQuery(sql, size, r.Header.Get(headerContinuation))
@@ -74,7 +74,7 @@ func (a *restAPI) query(w http.ResponseWriter, r *http.Request) {
 
 // queryRequest admits r and returns its query text and page size. The
 // error is an *iothub.Error: 401002, 400004, 400006 or 413001.
-func (a *restAPI) queryRequest(r *http.Request) (string, int, error) {
+func (a *restAPI) queryRequest(w http.ResponseWriter, r *http.Request) (string, int, error) {
 	if err := a.admit(r, serviceConnect); err != nil {
 		return "", 0, err
 	}
@@ -82,7 +82,7 @@ func (a *restAPI) queryRequest(r *http.Request) (string, int, error) {
 	if err != nil {
 		return "", 0, err
 	}
-	body, err := readBody(r, "The query request exceeds the maximum size of the request body.")
+	body, err := readBody(w, r, maxQueryBytes, "The query request exceeds the maximum size of the request body.")
 	if err != nil {
 		return "", 0, err
 	}

@@ -101,16 +101,16 @@ func (a *restAPI) getIdentity(w http.ResponseWriter, r *http.Request) {
 
 // putIdentity answers PUT /devices/{device}[/modules/{module}].
 func (a *restAPI) putIdentity(w http.ResponseWriter, r *http.Request) {
-	device, module := r.PathValue("device"), r.PathValue("module")
-	clientID := iothub.ClientID(device, module)
 	var spec identitySpec
+	var device, module string
 	err := a.admit(r, registryReadWrite)
 	if err == nil {
-		err = checkIDs(device, module)
+		device, module, err = a.pathIDs(r)
 	}
+	clientID := iothub.ClientID(device, module)
 	var body []byte
 	if err == nil {
-		body, err = readBody(r, "The identity exceeds the maximum size of the request body.")
+		body, err = readBody(w, r, maxIdentityBytes, "The identity exceeds the maximum size of the request body.")
 	}
 	if err == nil {
 		spec, err = decodeIdentitySpec(body, device, module)
@@ -166,15 +166,26 @@ func (a *restAPI) registryTarget(r *http.Request) (string, error) {
 	if err := a.admit(r, registryReadWrite); err != nil {
 		return "", err
 	}
-	return a.h.registered(r.PathValue("device"), r.PathValue("module"))
+	device, module, err := a.pathIDs(r)
+	if err != nil {
+		return "", err
+	}
+	return a.h.registered(device, module)
 }
 
-// checkIDs refuses ids the hub cannot register (400004).
-func checkIDs(device, module string) error {
-	if !validIdentityPart(device) || (module != "" && !validIdentityPart(module)) {
+// checkIDs refuses ids the hub cannot register (400004): device, and
+// module when hasModule, must follow the registry's rule and be neither
+// "." nor ".." (path segments that mean something else).
+func checkIDs(device, module string, hasModule bool) error {
+	if !validID(device) || (hasModule && !validID(module)) {
 		return iothub.NewError(iothub.CodeArgumentInvalid, "Invalid identity "+iothub.ClientID(device, module)+": "+idRule+".")
 	}
 	return nil
+}
+
+// validID is validIdentityPart without "." and "..".
+func validID(s string) bool {
+	return validIdentityPart(s) && s != "." && s != ".."
 }
 
 // identityBody is the part of a registry PUT body the hub reads. Other

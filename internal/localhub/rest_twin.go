@@ -47,7 +47,7 @@ func (a *restAPI) writeTwin(w http.ResponseWriter, r *http.Request, replace bool
 	clientID, err := a.twinTarget(r)
 	var body, doc []byte
 	if err == nil {
-		body, err = readBody(r, "The twin update exceeds the maximum size of the request body.")
+		body, err = readBody(w, r, maxBodyBytes, "The twin update exceeds the maximum size of the request body.")
 	}
 	if err == nil {
 		doc, err = a.h.updateTwin(clientID, body, replace, ifMatch(r))
@@ -66,13 +66,17 @@ func (a *restAPI) writeTwin(w http.ResponseWriter, r *http.Request, replace bool
 
 // twinTarget admits r and returns the client id of the registered identity
 // its path names. The error is an *iothub.Error: 401002, 400004, 404001
-// (also for a module of an unknown device) or 404010. An id holding '/'
-// (an escaped %2F) names no identity.
+// (also for a module of an unknown device) or 404010. An id outside the
+// registry's rule ("/" from an escaped %2F included) is 400004.
 func (a *restAPI) twinTarget(r *http.Request) (string, error) {
 	if err := a.admit(r, serviceConnect); err != nil {
 		return "", err
 	}
-	return a.h.registered(r.PathValue("device"), r.PathValue("module"))
+	device, module, err := a.pathIDs(r)
+	if err != nil {
+		return "", err
+	}
+	return a.h.registered(device, module)
 }
 
 // registered returns the client id of device (module "" ) or of module on

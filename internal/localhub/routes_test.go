@@ -32,9 +32,9 @@ func TestRoutes(t *testing.T) {
 			{"module route", "/twins/edge/modules/mod1/methods" + q, 0},
 			{"escaped device id", "/twins/dev-%281%29/methods" + q, 0},
 			{"escaped module id", "/twins/edge/modules/mod%31/methods" + q, 0},
-			{"%2F in the device id is not a module separator", "/twins/edge%2Fmod1/methods" + q, iothub.CodeDeviceNotFound},
-			{"%2f in the device id is not a module separator", "/twins/edge%2fmod1/methods" + q, iothub.CodeDeviceNotFound},
-			{"%2F in the module id", "/twins/edge/modules/mod1%2Fx/methods" + q, iothub.CodeModuleNotFound},
+			{"%2F in the device id is not a module separator", "/twins/edge%2Fmod1/methods" + q, iothub.CodeArgumentInvalid},
+			{"%2f in the device id is not a module separator", "/twins/edge%2fmod1/methods" + q, iothub.CodeArgumentInvalid},
+			{"%2F in the module id", "/twins/edge/modules/mod1%2Fx/methods" + q, iothub.CodeArgumentInvalid},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
