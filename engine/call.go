@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -52,6 +53,11 @@ func (s *Set) Call(ctx context.Context, r Request) (rep Reply) {
 
 // handle runs a method once its concurrency slot is held.
 func (s *Set) handle(ctx context.Context, m *method, r Request, exit *int, release *func()) Reply {
+	// Text that would be altered (invalid UTF-8, a lone surrogate) is
+	// refused for every method, at its offset in the payload as received.
+	if err := checkPayloadText(r.Payload); err != nil {
+		return errorReply(400, err.Error())
+	}
 	raw := bytes.TrimSpace(r.Payload)
 	if len(raw) == 0 {
 		raw = nullJSON
@@ -60,6 +66,11 @@ func (s *Set) handle(ctx context.Context, m *method, r Request, exit *int, relea
 	if m.needs&needPayload != 0 || len(m.params) > 0 {
 		var err error
 		if payload, err = decodeJSON(raw); err != nil {
+			var pe *payloadError
+			if errors.As(err, &pe) {
+				pe.Offset += bytes.Index(r.Payload, raw[:1]) // offsets count from the payload as received
+				return errorReply(400, pe.Error())
+			}
 			// The same inputs fail there; it names the reason and position.
 			if uerr := json.Unmarshal(raw, new(any)); uerr != nil {
 				err = uerr

@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
-	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -11,18 +13,89 @@ import (
 // maxJSONDepth is encoding/json's nesting limit: deeper input is an error.
 const maxJSONDepth = 10000
 
-// errJSON is decodeJSON's only error. Callers that show a reason take it
-// from encoding/json, which rejects exactly the same inputs (a differential
-// fuzz test holds the two together); the decoder itself is the fast path.
+// errJSON is decodeJSON's error for a syntax error. Callers that show a
+// reason take it from encoding/json, which rejects exactly the same
+// syntax (a differential fuzz test holds the two together); the decoder
+// itself is the fast path.
 var errJSON = errors.New("invalid JSON")
+
+// maxExactInt is the largest integer a float64 holds exactly, with every
+// integer below it: 2^53.
+const maxExactInt = 1 << 53
+
+// payloadError is a payload that is valid JSON syntax but that methodd
+// refuses rather than alter (issue 19): text that is not valid UTF-8, a
+// \u escape of a lone UTF-16 surrogate, a number out of float64's range.
+// Offset is the byte offset in the payload.
+type payloadError struct {
+	Offset int
+	What   string // "is not valid UTF-8", ...
+}
+
+func (e *payloadError) Error() string { return e.text("payload") }
+
+// text is the message with the name of what was decoded.
+func (e *payloadError) text(name string) string {
+	return fmt.Sprintf("%s %s at byte %d", name, e.What, e.Offset)
+}
+
+// checkPayloadText refuses a payload whose bytes are not valid UTF-8 or
+// that escapes a lone surrogate (\ud800): encoding/json would turn either
+// into U+FFFD silently. It is a fast scan for the common case (valid UTF-8
+// without backslashes) and runs for every call, before the method does.
+func checkPayloadText(b []byte) error {
+	if utf8.Valid(b) && bytes.IndexByte(b, '\\') < 0 {
+		return nil
+	}
+	for i := 0; i < len(b); {
+		c := b[i]
+		switch {
+		case c == '\\' && i+1 < len(b) && b[i+1] == 'u':
+			n, err := surrogateEscape(b, i)
+			if err != nil {
+				return err
+			}
+			i += n
+		case c == '\\':
+			i += 2 // outside a string a backslash is a syntax error anyway
+		case c < utf8.RuneSelf:
+			i++
+		default:
+			r, w := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && w == 1 {
+				return &payloadError{Offset: i, What: "is not valid UTF-8"}
+			}
+			i += w
+		}
+	}
+	return nil
+}
+
+// surrogateEscape checks the \u escape at i: a surrogate must be a high
+// one followed by an escaped low one. It returns the bytes the escape (or
+// pair) takes.
+func surrogateEscape(b []byte, i int) (int, error) {
+	r := hex4(b, i+2)
+	if r < 0 || !utf16.IsSurrogate(r) {
+		return 2, nil // not a surrogate, or a syntax error found elsewhere
+	}
+	if r < 0xdc00 && i+7 < len(b) && b[i+6] == '\\' && b[i+7] == 'u' {
+		if lo := hex4(b, i+8); lo >= 0xdc00 && lo <= 0xdfff {
+			return 12, nil
+		}
+	}
+	return 0, &payloadError{Offset: i, What: fmt.Sprintf("has a lone UTF-16 surrogate \\u%04x", r)}
+}
 
 // decodeJSON parses one JSON document into what json.Unmarshal stores in an
 // `any`: map[string]any, []any, string, float64, bool or nil, with the same
-// treatment of duplicate keys (last wins), invalid UTF-8 and lone surrogates
-// (U+FFFD) and out-of-range numbers (an error). It makes one pass without
-// reflection, and a string without escapes or non-ASCII bytes is one copy:
-// on the per-call path this is several times cheaper than json.Unmarshal,
-// which scans the input twice.
+// treatment of duplicate keys (last wins), except that it never alters a
+// value: an integer beyond ±2^53 (digits only, no fraction or exponent)
+// is a json.Number holding its digits, and invalid UTF-8, a lone escaped
+// surrogate or a number out of float64's range is a *payloadError. It
+// makes one pass without reflection, and a string without escapes or
+// non-ASCII bytes is one copy: on the per-call path this is several times
+// cheaper than json.Unmarshal, which scans the input twice.
 func decodeJSON(data []byte) (any, error) {
 	d := jsonDecoder{data: data}
 	d.space()
@@ -167,19 +240,23 @@ func (d *jsonDecoder) number() (any, error) {
 	if d.data[d.pos] == '-' {
 		d.pos++
 	}
+	intStart := d.pos
 	switch {
 	case d.pos < len(d.data) && d.data[d.pos] == '0':
 		d.pos++
 	case d.digits() == 0:
 		return nil, errJSON
 	}
+	integer := true
 	if d.pos < len(d.data) && d.data[d.pos] == '.' {
+		integer = false
 		d.pos++
 		if d.digits() == 0 {
 			return nil, errJSON
 		}
 	}
 	if d.pos < len(d.data) && (d.data[d.pos] == 'e' || d.data[d.pos] == 'E') {
+		integer = false
 		d.pos++
 		if d.pos < len(d.data) && (d.data[d.pos] == '+' || d.data[d.pos] == '-') {
 			d.pos++
@@ -188,9 +265,15 @@ func (d *jsonDecoder) number() (any, error) {
 			return nil, errJSON
 		}
 	}
-	f, err := strconv.ParseFloat(string(d.data[start:d.pos]), 64)
+	lit := d.data[start:d.pos]
+	if integer && d.pos-intStart >= 16 { // 2^53 has 16 digits
+		if n, err := strconv.ParseInt(string(lit), 10, 64); err != nil || n > maxExactInt || n < -maxExactInt {
+			return json.Number(lit), nil
+		}
+	}
+	f, err := strconv.ParseFloat(string(lit), 64)
 	if err != nil {
-		return nil, errJSON // out of float64's range: json.Unmarshal fails too
+		return nil, &payloadError{Offset: start, What: fmt.Sprintf("has the number %.40s, out of range of a float64", lit)}
 	}
 	return f, nil
 }
@@ -221,7 +304,8 @@ func (d *jsonDecoder) string() (any, error) {
 }
 
 // slowString finishes a string that has escapes or non-ASCII bytes, the way
-// encoding/json unquotes: invalid UTF-8 and lone surrogates become U+FFFD.
+// encoding/json unquotes, except that invalid UTF-8 and lone surrogates
+// are a *payloadError instead of U+FFFD.
 func (d *jsonDecoder) slowString(start int) (any, error) {
 	b := make([]byte, 0, d.pos-start+64)
 	b = append(b, d.data[start:d.pos]...)
@@ -236,10 +320,9 @@ func (d *jsonDecoder) slowString(start int) (any, error) {
 		case c >= utf8.RuneSelf:
 			r, w := utf8.DecodeRune(d.data[d.pos:])
 			if r == utf8.RuneError && w == 1 {
-				b = utf8.AppendRune(b, unicode.ReplacementChar)
-			} else {
-				b = append(b, d.data[d.pos:d.pos+w]...)
+				return nil, &payloadError{Offset: d.pos, What: "is not valid UTF-8"}
 			}
+			b = append(b, d.data[d.pos:d.pos+w]...)
 			d.pos += w
 		case c == '\\':
 			var err error
@@ -275,34 +358,32 @@ func (d *jsonDecoder) escape(b []byte) ([]byte, error) {
 	case 't':
 		return append(b, '\t'), nil
 	case 'u':
-		r := d.hex4(d.pos)
+		r := hex4(d.data, d.pos)
 		if r < 0 {
 			return nil, errJSON
 		}
-		d.pos += 4
 		if utf16.IsSurrogate(r) {
-			// A pair makes one character; anything else leaves U+FFFD and is
-			// read on its own (encoding/json's unquote).
-			if d.pos+1 < len(d.data) && d.data[d.pos] == '\\' && d.data[d.pos+1] == 'u' {
-				if dec := utf16.DecodeRune(r, d.hex4(d.pos+2)); dec != unicode.ReplacementChar {
-					d.pos += 6
-					return utf8.AppendRune(b, dec), nil
-				}
+			n, err := surrogateEscape(d.data, d.pos-2)
+			if err != nil {
+				return nil, err
 			}
-			r = unicode.ReplacementChar
+			r = utf16.DecodeRune(r, hex4(d.data, d.pos+6))
+			d.pos += n - 2
+			return utf8.AppendRune(b, r), nil
 		}
+		d.pos += 4
 		return utf8.AppendRune(b, r), nil
 	}
 	return nil, errJSON
 }
 
-// hex4 reads four hex digits at i, or returns -1.
-func (d *jsonDecoder) hex4(i int) rune {
-	if i+4 > len(d.data) {
+// hex4 reads four hex digits at data[i:], or returns -1.
+func hex4(data []byte, i int) rune {
+	if i < 0 || i+4 > len(data) {
 		return -1
 	}
 	var r rune
-	for _, c := range d.data[i : i+4] {
+	for _, c := range data[i : i+4] {
 		switch {
 		case c >= '0' && c <= '9':
 			c -= '0'

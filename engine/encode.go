@@ -13,7 +13,15 @@ import (
 // maxEncodeDepth bounds nesting when encoding expression results.
 const maxEncodeDepth = 1000
 
-var errTooDeep = errors.New("value nested too deeply")
+// maxEncodeBytes bounds what appendJSON builds: an expression result made
+// of many references to one big string (map(1..N, s)) is small in memory
+// but huge encoded; encoding stops past this size instead of building it.
+const maxEncodeBytes = exprBytesBudget
+
+var (
+	errTooDeep  = errors.New("value nested too deeply")
+	errTooLarge = fmt.Errorf("value encodes to more than the %d MiB budget", maxEncodeBytes>>20)
+)
 
 // appendJSON appends the JSON encoding of v. The JSON-shaped values that
 // expressions produce (maps with string keys, slices, strings, numbers,
@@ -24,7 +32,12 @@ func appendJSON(b []byte, v any, depth int) ([]byte, error) {
 	if depth > maxEncodeDepth {
 		return nil, errTooDeep
 	}
+	if len(b) > maxEncodeBytes {
+		return nil, errTooLarge
+	}
 	switch x := v.(type) {
+	case json.Number: // a payload integer beyond ±2^53, its digits as received
+		return append(b, x...), nil
 	case nil:
 		return append(b, "null"...), nil
 	case string:

@@ -149,6 +149,7 @@ func (l *loader) compileExpr(n *yaml.Node, path, src string, off int, env types.
 		return nil
 	}
 	opts := append([]expr.Option{expr.Env(env)}, fns...)
+	opts = append(opts, costOptions()...)
 	if kind == yieldBool {
 		opts = append(opts, expr.AsBool())
 	}
@@ -229,21 +230,36 @@ type evaluator struct {
 	vms sync.Pool
 }
 
-// run evaluates p against env. A runtime failure is an error naming the
-// expression's YAML path.
+// run evaluates p against env within the bounds of exprcost.go (time,
+// produced bytes, expr's element budget). A runtime failure, a bound
+// included, is an error naming the expression's YAML path. env gets the
+// evaluation's meter under a key no expression can name.
 func (e *evaluator) run(p *program, env map[string]any) (any, error) {
 	m, _ := e.vms.Get().(*vm.VM)
 	if m == nil {
 		m = &vm.VM{}
 	}
+	if env == nil {
+		env = make(map[string]any, 1)
+	}
+	env[meterKey] = newMeter(time.Now())
 	out, err := m.Run(p.prog, env)
+	delete(env, meterKey)
 	e.vms.Put(m)
 	if err != nil {
+		msg := err.Error()
 		var fe *file.Error
 		if errors.As(err, &fe) {
-			return nil, fmt.Errorf("%s: %s", p.path, fe.Message)
+			msg = fe.Message
 		}
-		return nil, fmt.Errorf("%s: %w", p.path, err)
+		if strings.Contains(msg, "json.Number") {
+			msg += bigIntHint
+		}
+		return nil, fmt.Errorf("%s: %s", p.path, msg)
 	}
 	return out, nil
 }
+
+// bigIntHint explains a failed operation on a payload integer beyond ±2^53.
+const bigIntHint = " (a payload integer beyond ±2^53 is kept exact as json.Number, which supports no arithmetic or comparison; " +
+	"declare it as an integer parameter to compute with it within int64, or pass it on unchanged)"

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"math"
 	"regexp"
@@ -23,9 +24,6 @@ var typeAliases = map[string]string{
 }
 
 var paramKeys = []string{"type", "description", "required", "default", "enum", "pattern", "min", "max"}
-
-// maxExactInt is the largest integer a JSON number (float64) holds exactly.
-const maxExactInt = 1 << 53
 
 // param is one compiled parameter of a method's params schema.
 type param struct {
@@ -343,10 +341,11 @@ func (p *param) checkType(v any) (any, float64, error) {
 		if f, ok := v.(float64); ok {
 			return f, f, nil
 		}
-	case "integer":
-		if f, ok := v.(float64); ok && f == math.Trunc(f) && math.Abs(f) <= maxExactInt {
-			return int(f), f, nil
+		if n, ok := v.(json.Number); ok {
+			return nil, 0, fmt.Errorf("parameter %q is the integer %s, beyond ±2^53: a number would not hold it exactly (declare the parameter integer)", p.name, n)
 		}
+	case "integer":
+		return p.checkInteger(v)
 	case "boolean":
 		if b, ok := v.(bool); ok {
 			return b, 0, nil
@@ -361,6 +360,25 @@ func (p *param) checkType(v any) (any, float64, error) {
 		}
 	}
 	return nil, 0, fmt.Errorf("parameter %q must be %s %s, got %s", p.name, article(p.typ), p.typ, jsonTypeName(v))
+}
+
+// checkInteger accepts an integral float64 within ±2^53 (the decoder keeps
+// every integer literal beyond that as json.Number) and a json.Number within
+// int64, exactly; anything else is an error naming the parameter.
+func (p *param) checkInteger(v any) (any, float64, error) {
+	switch x := v.(type) {
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) <= maxExactInt {
+			return int(x), x, nil
+		}
+	case json.Number:
+		n, err := strconv.ParseInt(string(x), 10, 64)
+		if err != nil {
+			return nil, 0, fmt.Errorf("parameter %q must be an integer within int64 (±9223372036854775807), got %s", p.name, x)
+		}
+		return int(n), float64(n), nil
+	}
+	return nil, 0, fmt.Errorf("parameter %q must be an integer, got %s", p.name, jsonTypeName(v))
 }
 
 func (p *param) inEnum(v any) bool {
@@ -412,6 +430,8 @@ func jsonTypeName(v any) string {
 			return "the number " + strconv.FormatFloat(x, 'f', -1, 64)
 		}
 		return "a number"
+	case json.Number:
+		return "the number " + string(x)
 	case map[string]any:
 		return "an object"
 	case []any:

@@ -168,6 +168,11 @@ func stringify(v any) (string, error) {
 		return strconv.Itoa(x), nil
 	case bool:
 		return strconv.FormatBool(x), nil
+	case json.Number:
+		return string(x), nil
+	}
+	if _, err := appendJSON(nil, v, 0); err != nil { // bounded in size first
+		return "", fmt.Errorf("cannot render value as text: %w", err)
 	}
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -24,15 +24,38 @@ const defaultGCPercent = 200
 // calls; memory is returned one to two periods after the last call.
 const idleTrimEvery = 10 * time.Second
 
-// setGCPercent applies defaultGCPercent unless GOGC is set: an operator's
-// choice (Environment=GOGC=... in the unit) wins. It returns the function
-// that restores the previous setting.
+// defaultMemoryLimit is the daemon's soft memory limit (GOMEMLIMIT) unless
+// the environment sets one. Near it the collector runs as often as it
+// must, so memory pressure costs CPU instead of growing the heap into the
+// unit's MemoryHigh= (384M: reclaim and throttling) and MemoryMax= (512M:
+// the kernel's OOM killer) in systemd/methodd.service. Those count the
+// commands too, hence the margin. What one call can hold is bounded
+// elsewhere: 128 KB payloads and replies, 4 MiB of produced strings and
+// arrays and 1 s per expression evaluation (engine/exprcost.go), 128 KB
+// per captured output stream; the ~120 KB call of issue 19 that went to
+// "fatal error: out of memory" now stops at its 4 MiB budget.
+const defaultMemoryLimit = 192 << 20
+
+// setGCPercent applies the daemon's collector policy: defaultGCPercent
+// unless GOGC is set, and the soft limit defaultMemoryLimit unless
+// GOMEMLIMIT is set (an operator's choice, Environment=... in the unit,
+// wins). It returns the function that restores the previous settings.
 func setGCPercent(getenv func(string) string) (restore func()) {
-	if getenv("GOGC") != "" {
-		return func() {}
+	oldPercent, oldLimit := -2, int64(-1)
+	if getenv("GOGC") == "" {
+		oldPercent = debug.SetGCPercent(defaultGCPercent)
 	}
-	old := debug.SetGCPercent(defaultGCPercent)
-	return func() { debug.SetGCPercent(old) }
+	if getenv("GOMEMLIMIT") == "" {
+		oldLimit = debug.SetMemoryLimit(defaultMemoryLimit)
+	}
+	return func() {
+		if oldPercent != -2 {
+			debug.SetGCPercent(oldPercent)
+		}
+		if oldLimit >= 0 {
+			debug.SetMemoryLimit(oldLimit)
+		}
+	}
 }
 
 // returnMemory gives the kernel back what the heap does not need now. One

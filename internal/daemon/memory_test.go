@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"math"
 	"runtime/debug"
 	"testing"
 	"testing/synctest"
@@ -87,5 +88,31 @@ func TestSetGCPercentYieldsToGOGC(t *testing.T) {
 	defer restore()
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Errorf("with GOGC=100 the GC percent is %d, want the environment's 100", got)
+	}
+}
+
+// TestSetGCPercentSetsMemoryLimit: the daemon runs under a soft memory
+// limit unless GOMEMLIMIT is set, and the previous limit comes back after.
+func TestSetGCPercentSetsMemoryLimit(t *testing.T) {
+	orig := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(orig)
+	debug.SetMemoryLimit(math.MaxInt64)
+	restore := setGCPercent(func(string) string { return "" })
+	if got := debug.SetMemoryLimit(-1); got != defaultMemoryLimit {
+		t.Errorf("without GOMEMLIMIT the memory limit is %d, want %d", got, defaultMemoryLimit)
+	}
+	restore()
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("after restore the memory limit is %d, want the previous (none)", got)
+	}
+	restore = setGCPercent(func(k string) string {
+		if k == "GOMEMLIMIT" {
+			return "1GiB"
+		}
+		return ""
+	})
+	defer restore()
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("with GOMEMLIMIT set the daemon changed the limit to %d", got)
 	}
 }
