@@ -57,7 +57,7 @@ func smokeRunLocal(t *testing.T, bin string) {
 // smokeCheckCall checks and calls the shipped example.
 func smokeCheckCall(t *testing.T, bin string) {
 	out, errOut, code := runMethodd(t, bin, "", "check", "handlers.yaml.example")
-	if code != 0 || !strings.HasPrefix(out, "handlers.yaml.example: OK, 7 methods") || errOut != "" {
+	if code != 0 || !strings.HasPrefix(out, "handlers.yaml.example: OK, 11 methods") || errOut != "" {
 		t.Errorf("check: exit %d, stdout %q, stderr %q; want exit 0, OK and no warnings", code, out, errOut)
 	}
 	out, errOut, code = runMethodd(t, bin, `{"flag": "-s"}`, "call", "--config", "handlers.yaml.example", "kernel", "-")

@@ -30,7 +30,7 @@ func runCLI(t *testing.T, stdin string, args ...string) (string, string, int) {
 func TestCheckAndCallExample(t *testing.T) {
 	t.Run("check example", func(t *testing.T) {
 		out, errOut, code := runCLI(t, "", "check", example)
-		if code != 0 || !strings.HasPrefix(out, example+": OK, 7 methods") || errOut != "" {
+		if code != 0 || !strings.HasPrefix(out, example+": OK, 11 methods") || errOut != "" {
 			t.Errorf("exit %d, stdout %q, stderr %q; want exit 0, OK and no warnings", code, out, errOut)
 		}
 		out, _, code = runCLI(t, "", "check", "--format", "json", "--config", example)
@@ -82,11 +82,11 @@ func TestCheckAndCallExample(t *testing.T) {
 			}
 		}},
 		{"catalog", "", []string{"catalog"}, 0, 200, func(t *testing.T, p map[string]any) {
-			if len(p["methods"].([]any)) != 7 {
-				t.Errorf("catalog lists %d methods, want 7", len(p["methods"].([]any)))
+			if len(p["methods"].([]any)) != 11 {
+				t.Errorf("catalog lists %d methods, want 11", len(p["methods"].([]any)))
 			}
 		}},
-		{"unknown method", "", []string{"reboot"}, 1, 404, nil},
+		{"unknown method", "", []string{"noSuchMethod"}, 1, 404, nil},
 	}
 	for _, c := range calls {
 		t.Run("call "+c.name, func(t *testing.T) {
