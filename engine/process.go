@@ -30,9 +30,10 @@ type procResult struct {
 	stderr    []byte
 	truncated bool // stdout or stderr went over its cap
 	duration  time.Duration
-	timedOut  bool       // the method's timeout expired and the group was killed
-	cancelled bool       // the caller's context ended first and the group was killed
-	limit     *limitStop // the limit that stopped the command; nil = none (limits.go)
+	timedOut  bool         // the method's timeout expired and the group was killed
+	cancelled bool         // the caller's context ended first and the group was killed
+	limit     *limitStop   // the limit that stopped the command; nil = none (limits.go)
+	escaped   escapeReport // processes that had left the group (escape.go)
 }
 
 // runner executes commands in their own process group. It is safe for
@@ -40,6 +41,7 @@ type procResult struct {
 type runner struct {
 	killGrace time.Duration // SIGTERM → SIGKILL
 	drainWait time.Duration // how long output is read after the leader exits
+	noCgroup  bool          // never put commands in their own cgroup: tree mode (escape.go)
 }
 
 // run starts sp and waits for it. The child runs in a new process group;
@@ -58,16 +60,8 @@ func (r *runner) run(ctx context.Context, sp procSpec) (procResult, error) {
 		return res, fmt.Errorf("create pipes: %w", err)
 	}
 	stdinR, stdinW, outR, outW, errR, errW := files[0], files[1], files[2], files[3], files[4], files[5]
-	cmd := &exec.Cmd{
-		Path: sp.path, Args: sp.args, Env: sp.env, Dir: sp.dir,
-		Stdin: stdinR, Stdout: outW, Stderr: errW,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
-	}
-	if sp.runAs != nil {
-		cmd.SysProcAttr.Credential = sp.runAs.credential()
-	}
 	start := time.Now()
-	err = startGated(cmd, sp.limits)
+	cmd, jail, err := startJailed(sp, !r.noCgroup, stdinR, outW, errW)
 	stdinR.Close()
 	outW.Close()
 	errW.Close()
@@ -83,14 +77,14 @@ func (r *runner) run(ctx context.Context, sp procSpec) (procResult, error) {
 	wg.Go(func() { errOut.drain(errR) })
 	wg.Go(func() { feed(stdinW, sp.stdin) })
 
-	k := &killer{pgid: cmd.Process.Pid}
+	k := &killer{pgid: cmd.Process.Pid, jail: jail, escaped: map[int]procInfo{}}
 	tctx, cancel := context.WithTimeout(ctx, sp.timeout)
 	stop := context.AfterFunc(tctx, func() { k.terminate(ctx.Err() != nil, r.killGrace) })
 	werr := cmd.Wait()
 	res.duration = time.Since(start)
 	stop()
 	cancel()
-	res.timedOut, res.cancelled = k.finish()
+	res.timedOut, res.cancelled, res.escaped = k.finish()
 
 	deadline := time.Now().Add(r.drainWait)
 	_ = outR.SetReadDeadline(deadline)
@@ -103,6 +97,43 @@ func (r *runner) run(ctx context.Context, sp procSpec) (procResult, error) {
 	res.truncated = out.truncated || errOut.truncated
 	res.limit = sp.limits.blame(cmd.ProcessState)
 	return res, nil
+}
+
+// startJailed starts sp with the given pipes, in its own process group and,
+// where one can be created, its own cgroup (escape.go). A start that fails
+// in the cgroup (clone3 or CLONE_INTO_CGROUP refused) is retried without.
+func startJailed(sp procSpec, cgroups bool, stdin, stdout, stderr *os.File) (*exec.Cmd, *cgroupJail, error) {
+	build := func(jail *cgroupJail) *exec.Cmd {
+		cmd := &exec.Cmd{
+			Path: sp.path, Args: sp.args, Env: sp.env, Dir: sp.dir,
+			Stdin: stdin, Stdout: stdout, Stderr: stderr,
+			SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		}
+		if sp.runAs != nil {
+			cmd.SysProcAttr.Credential = sp.runAs.credential()
+		}
+		if jail != nil {
+			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(jail.fd.Fd())
+		}
+		return cmd
+	}
+	var jail *cgroupJail
+	if cgroups {
+		jail = newJail()
+	}
+	cmd := build(jail)
+	err := startGated(cmd, sp.limits)
+	if err != nil && jail != nil && cmd.Process == nil {
+		jail.close()
+		jail = nil
+		cmd = build(nil)
+		err = startGated(cmd, sp.limits)
+	}
+	if err != nil && jail != nil {
+		jail.close()
+		jail = nil
+	}
+	return cmd, jail, err
 }
 
 // openPipes returns stdin, stdout and stderr pipes as read/write pairs.
@@ -150,6 +181,8 @@ func exitCode(ps *os.ProcessState, werr error) int {
 type killer struct {
 	mu        sync.Mutex
 	pgid      int
+	jail      *cgroupJail      // the command's cgroup; nil in tree mode
+	escaped   map[int]procInfo // processes seen outside the group, by pid
 	done      bool
 	fired     bool
 	cancelled bool
@@ -164,26 +197,82 @@ func (k *killer) terminate(cancelled bool, grace time.Duration) {
 		return
 	}
 	k.fired, k.cancelled = true, cancelled
-	_ = syscall.Kill(-k.pgid, syscall.SIGTERM)
+	k.signalLocked(syscall.SIGTERM, true)
 	k.grace = time.AfterFunc(grace, func() {
 		k.mu.Lock()
 		defer k.mu.Unlock()
 		if !k.done {
-			_ = syscall.Kill(-k.pgid, syscall.SIGKILL)
+			k.signalLocked(syscall.SIGKILL, true)
 		}
 	})
 }
 
+// signalLocked sends sig to the group and to the processes that left it:
+// the cgroup's, else (leaderAlive) the descendants found in /proc now and
+// before.
+func (k *killer) signalLocked(sig syscall.Signal, leaderAlive bool) {
+	// Look before signalling: a leader that dies orphans its children.
+	if k.jail != nil {
+		for _, pid := range outsideGroup(k.jail.pids(), k.pgid) {
+			if p, ok := readProcInfo(pid); ok {
+				k.escaped[pid] = p
+			}
+		}
+		_ = syscall.Kill(-k.pgid, sig)
+		k.jail.signal(sig)
+		return
+	}
+	if leaderAlive {
+		for _, p := range escapedFrom(k.pgid, k.pgid) {
+			k.escaped[p.pid] = p
+		}
+	}
+	_ = syscall.Kill(-k.pgid, sig)
+	for _, p := range k.escaped {
+		if p.alive() {
+			_ = syscall.Kill(p.pid, sig)
+		}
+	}
+}
+
 // finish is called once the leader has been reaped: it disarms the timers
-// and kills whatever is left in the group. It reports whether the group was
-// terminated because of the timeout or because the caller cancelled.
-func (k *killer) finish() (timedOut, cancelled bool) {
+// and kills whatever is left in the group, and in the cgroup (or, in tree
+// mode, the escaped processes found at the timeout). It reports whether
+// the group was terminated because of the timeout or because the caller
+// cancelled, and what escaped the group.
+func (k *killer) finish() (timedOut, cancelled bool, esc escapeReport) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.done = true
 	if k.grace != nil {
 		k.grace.Stop()
 	}
-	_ = syscall.Kill(-k.pgid, syscall.SIGKILL)
-	return k.fired && !k.cancelled, k.fired && k.cancelled
+	k.signalLocked(syscall.SIGKILL, false)
+	if k.jail != nil {
+		left := k.jail.close()
+		esc.survived = len(left)
+		esc.killed = max(len(k.escaped)-len(outsideGroup(left, k.pgid)), 0)
+	} else {
+		for _, p := range k.escaped {
+			if waitGone(p) {
+				esc.killed++
+			} else {
+				esc.survived++
+			}
+		}
+	}
+	return k.fired && !k.cancelled, k.fired && k.cancelled, esc
+}
+
+// waitGone waits (bounded by escapeWait) for a SIGKILLed process to be gone
+// and reports whether it is.
+func waitGone(p procInfo) bool {
+	deadline := time.Now().Add(escapeWait)
+	for p.alive() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
 }

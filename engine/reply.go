@@ -175,12 +175,14 @@ func marshal(v any) ([]byte, error) {
 // commandPayload is the default reply payload of a command: its stdout when
 // that is complete, valid JSON that fits, else
 // {"exitCode":N,"stdout":"...","stderr":"..."} with the output cut so that
-// the whole fits ("truncated":true when anything was cut).
+// the whole fits ("truncated":true when anything was cut; "escapedKilled":N
+// and "escapedAlive":K when processes that left the process group were still
+// running after the command exited: N killed, K not).
 func commandPayload(res *procResult) json.RawMessage {
 	if out := bytes.TrimSpace(res.stdout); !res.truncated && len(out) > 0 && len(out) <= MaxReplyBytes && json.Valid(out) {
 		return json.RawMessage(out)
 	}
-	const overhead = len(`{"exitCode":-2147483648,"stdout":"","stderr":"","truncated":true}`)
+	const overhead = len(`{"exitCode":-2147483648,"stdout":"","stderr":"","truncated":true,"escapedKilled":2147483647,"escapedAlive":2147483647}`)
 	stdout, stderr, cut := fitPair(res.stdout, res.stderr, MaxReplyBytes-overhead)
 	b := make([]byte, 0, 64+len(stdout)+len(stderr))
 	b = append(b, `{"exitCode":`...)
@@ -191,6 +193,14 @@ func commandPayload(res *procResult) json.RawMessage {
 	b = appendJSONString(b, string(stderr))
 	if cut || res.truncated {
 		b = append(b, `,"truncated":true`...)
+	}
+	if res.escaped.killed > 0 {
+		b = append(b, `,"escapedKilled":`...)
+		b = strconv.AppendInt(b, int64(res.escaped.killed), 10)
+	}
+	if res.escaped.survived > 0 {
+		b = append(b, `,"escapedAlive":`...)
+		b = strconv.AppendInt(b, int64(res.escaped.survived), 10)
 	}
 	return append(b, '}')
 }

@@ -55,13 +55,22 @@ func commandOutcome(m *method, res procResult, startErr error) (procResult, Repl
 	case startErr != nil:
 		return res, errorReply(500, fmt.Sprintf("method %q: cannot start %s: %v", m.name, c.name, startErr)), false
 	case res.timedOut:
-		return res, errorReply(504, fmt.Sprintf("method %q timed out after %s; its processes were killed", m.name, c.timeout)), false
+		return res, errorReply(504, fmt.Sprintf("method %q timed out after %s; its processes were killed%s", m.name, c.timeout, escapeNote(res.escaped))), false
 	case res.cancelled:
-		return res, errorReply(503, fmt.Sprintf("method %q was cancelled (the daemon is stopping); its processes were killed", m.name)), false
+		return res, errorReply(503, fmt.Sprintf("method %q was cancelled (the daemon is stopping); its processes were killed%s", m.name, escapeNote(res.escaped))), false
 	case res.limit != nil && res.limit.signaled:
 		return res, Reply{Status: 500, Payload: limitPayload(m.name, &res)}, false
 	}
 	return res, Reply{}, true
+}
+
+// escapeNote is the reply's account of processes that had left the
+// command's process group: "" when there were none.
+func escapeNote(e escapeReport) string {
+	if s := e.String(); s != "" {
+		return " (" + s + ")"
+	}
+	return ""
 }
 
 // callError is a failure before a command starts, with its status.

@@ -41,6 +41,7 @@ type identityFlags struct {
 	hubDir    string // --hub-dir (defaulted)
 	hubDirSet bool   // --hub-dir was given
 	device    string // --device
+	caFile    string // --ca-file: extra trusted roots, besides connection.ca_file
 }
 
 // identity is who the daemon connects as, and how.
@@ -63,6 +64,26 @@ type identity struct {
 // connection.gateway_host_name applies to all but the local hub's. Errors
 // never quote a connection string or a key.
 func resolveIdentity(ctx context.Context, f identityFlags, conn engine.Connection, getenv func(string) string, logger *slog.Logger) (identity, error) {
+	id, err := resolveIdentityRoots(ctx, f, conn, getenv, logger)
+	if err != nil || f.caFile == "" {
+		return id, err
+	}
+	if id.roots == nil {
+		if id.roots, err = systemRootsPlus(""); err != nil {
+			return id, err
+		}
+	}
+	if err := addRoots(id.roots, f.caFile); err != nil {
+		if id.hub != nil {
+			id.hub.Close()
+		}
+		return id, usageError("run: --ca-file: %v", err)
+	}
+	return id, nil
+}
+
+// resolveIdentityRoots is resolveIdentity without --ca-file.
+func resolveIdentityRoots(ctx context.Context, f identityFlags, conn engine.Connection, getenv func(string) string, logger *slog.Logger) (identity, error) {
 	id := identity{transport: conn.Transport}
 	if f.local {
 		return startLocal(ctx, f, id, logger)
@@ -202,6 +223,10 @@ func findConnectionString(f identityFlags, conn engine.Connection, getenv func(s
 		return strings.TrimSpace(string(b)), fl.source, nil
 	}
 	if s := strings.TrimSpace(getenv(envDeviceConnectionString)); s != "" {
+		// Out of the environment every later child would inherit (commands
+		// get a fresh one anyway). /proc/self/environ keeps the original
+		// block: protectMemory is what hides that.
+		_ = os.Unsetenv(envDeviceConnectionString)
 		return s, "$" + envDeviceConnectionString, nil
 	}
 	return "", "", usageError("run: no device identity: give --connection-string-file, set connection.connection_string_file, " +

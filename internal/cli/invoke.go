@@ -22,7 +22,8 @@ Calls a direct method through the IoT Hub service REST API and prints the
 hub's answer. PAYLOAD is JSON text, @FILE, or - (standard input); omitted, it
 is null. Any JSON value is allowed. Flags go before the arguments.
 
-The hub is --connection-string, else $IOTHUB_CONNECTION_STRING, else
+The hub is --connection-string-file (or --connection-string, which other
+local users can read in ps), else $IOTHUB_CONNECTION_STRING, else
 $IOTHUB_SERVICE_CONNECTION_STRING; --local instead reads hub.json of the local
 hub (methodd hub, methodd run --local) from --hub-dir.
 
@@ -79,7 +80,7 @@ type invokeFlags struct {
 func (c *invokeCmd) Run(ctx context.Context, args []string) error {
 	var f invokeFlags
 	fs := newFlagSet("invoke", invokeUsage, c.env.Stderr)
-	f.hub.add(fs)
+	addHubFlags(fs, &f.hub, c.env.Stderr)
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long the hub waits for the device's reply (5s..300s, whole seconds)")
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", 0, "how long the hub waits for an offline device to connect (0s..300s, whole seconds)")
 	fs.StringVar(&f.output, "o", "json", "output: json, pretty or payload")

@@ -43,7 +43,8 @@ JSON line per device, as invoke --devices-file does:
   {"device":"d","error":{"code":404103,"message":"..."}}
 and a summary on stderr.
 
-The hub is --connection-string, else $IOTHUB_CONNECTION_STRING, else
+The hub is --connection-string-file (or --connection-string, which other
+local users can read in ps), else $IOTHUB_CONNECTION_STRING, else
 $IOTHUB_SERVICE_CONNECTION_STRING; --local instead reads hub.json of the local
 hub (methodd hub, methodd run --local) from --hub-dir.
 
@@ -107,7 +108,7 @@ func (c *jobCmd) Run(ctx context.Context, args []string) error {
 // flagSet returns the flag set of a job subcommand with the hub flags.
 func (c *jobCmd) flagSet(cmd string, f *jobFlags) *flag.FlagSet {
 	fs := newFlagSet(cmd, jobUsage, c.env.Stderr)
-	f.hub.add(fs)
+	addHubFlags(fs, &f.hub, c.env.Stderr)
 	return fs
 }
 

@@ -31,7 +31,8 @@ strings are in single or double quotes.
 picks (the local hub: 100). It changes how many requests are made, never
 what is printed.
 
-The hub is --connection-string, else $IOTHUB_CONNECTION_STRING, else
+The hub is --connection-string-file (or --connection-string, which other
+local users can read in ps), else $IOTHUB_CONNECTION_STRING, else
 $IOTHUB_SERVICE_CONNECTION_STRING; --local instead reads hub.json of the local
 hub (methodd hub, methodd run --local) from --hub-dir.
 
@@ -62,7 +63,7 @@ type queryFlags struct {
 func (c *queryCmd) Run(ctx context.Context, args []string) error {
 	var f queryFlags
 	fs := newFlagSet("query", queryUsage, c.env.Stderr)
-	f.hub.add(fs)
+	addHubFlags(fs, &f.hub, c.env.Stderr)
 	fs.IntVar(&f.pageSize, "page-size", 0, "items per request, 1..1000 (default: the hub's)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {

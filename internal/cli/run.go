@@ -20,7 +20,7 @@ import (
 	"github.com/methodd/methodd/internal/logkey"
 )
 
-const runUsage = `usage: methodd run [--config FILE] [--connection-string-file FILE] [--local [--hub-dir DIR] [--device ID[/MODULE]]]
+const runUsage = `usage: methodd run [--config FILE] [--connection-string-file FILE] [--ca-file FILE] [--local [--hub-dir DIR] [--device ID[/MODULE]]]
                    [--log-format text|json] [--log-level LEVEL] [--drain-timeout D] [--sas-ttl D]
 
 Connect this gateway to IoT Hub over MQTT and answer every direct method from
@@ -93,6 +93,11 @@ func (c *runCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Before any secret is read: commands running as this user must not
+	// read it from /proc/<daemon>/environ or mem.
+	if err := protectMemory(); err != nil {
+		logger.Warn("cannot protect the daemon's memory from its commands", logkey.Err, err)
+	}
 	// From here on SIGHUP never kills the daemon: each one is a reload
 	// request, queued until the daemon takes it.
 	reload, stopHUP := reloadOnSIGHUP()
@@ -160,6 +165,7 @@ func (c *runCmd) parse(args []string) (runFlags, error) {
 	fs := newFlagSet("run", runUsage, c.env.Stderr)
 	fs.StringVar(&f.config, "config", engine.DefaultConfigPath, "handlers file")
 	fs.StringVar(&f.id.csFile, "connection-string-file", "", "file holding the device connection string")
+	fs.StringVar(&f.id.caFile, "ca-file", "", "PEM file of extra trusted root certificates (as invoke's; added to connection.ca_file)")
 	fs.BoolVar(&f.id.local, "local", false, "start a local hub in-process and connect to it")
 	fs.StringVar(&f.id.hubDir, "hub-dir", "", "local hub state directory (default $XDG_STATE_HOME/methodd/hub, else ~/.local/state/methodd/hub)")
 	fs.StringVar(&f.id.device, "device", defaultHubDevice, "identity ID or ID/MODULE to register and use with --local")

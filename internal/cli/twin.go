@@ -30,7 +30,8 @@ device and are not written here. --etag E makes the update conditional: it is
 applied only if the twin's etag (the "etag" field show prints) is still E;
 without --etag it is applied whatever the twin holds (If-Match "*").
 
-The hub is --connection-string, else $IOTHUB_CONNECTION_STRING, else
+The hub is --connection-string-file (or --connection-string, which other
+local users can read in ps), else $IOTHUB_CONNECTION_STRING, else
 $IOTHUB_SERVICE_CONNECTION_STRING; --local instead reads hub.json of the local
 hub (methodd hub, methodd run --local) from --hub-dir.
 
@@ -136,7 +137,7 @@ func (c *twinCmd) update(ctx context.Context, args []string) error {
 // have: the hub flags (as invoke's) and -o.
 func (c *twinCmd) flagSet(cmd string, f *twinFlags) *flag.FlagSet {
 	fs := newFlagSet(cmd, twinUsage, c.env.Stderr)
-	f.hub.add(fs)
+	addHubFlags(fs, &f.hub, c.env.Stderr)
 	fs.StringVar(&f.output, "o", "json", "output: json (one line) or pretty")
 	return fs
 }

@@ -115,6 +115,8 @@ func (s *Session) loop(ctx context.Context) *conn {
 		cur      *conn
 		id       uint64
 		failures int
+		fails    failTracker
+		dups     dupTracker
 	)
 	for ctx.Err() == nil {
 		id++
@@ -137,7 +139,7 @@ func (s *Session) loop(ctx context.Context) *conn {
 			}
 			delay := s.backoff.delay(failures)
 			failures++
-			s.log.Warn("connect failed", logkey.Conn, id, logkey.Renewal, renewal, logkey.Err, err, logkey.RetryIn, delay)
+			s.logConnectFailed(&fails, id, renewal, err, delay)
 			s.emit(State{Kind: Disconnected, Conn: id, Renewal: renewal, Err: err, RetryIn: delay})
 			if !sleep(ctx, delay) {
 				break
@@ -154,6 +156,8 @@ func (s *Session) loop(ctx context.Context) *conn {
 		// A hub kicking a duplicate identity then sees about one attempt a
 		// second, each logged: the Node SDK reconnects at once.
 		cur, failures = next, 0
+		fails.reset()
+		upAt := s.cfg.Now()
 		s.log.Info("connected and subscribed", logkey.Conn, id, logkey.Subscription, iothub.MethodsSubscription, logkey.Transport, s.cfg.Transport,
 			logkey.Renewal, renewal, logkey.TokenExpiry, cr.expiry)
 		s.emit(State{Kind: Connected, Conn: id, Renewal: renewal})
@@ -165,12 +169,36 @@ func (s *Session) loop(ctx context.Context) *conn {
 		delay := s.backoff.delay(failures)
 		failures++
 		s.log.Warn("connection lost", logkey.Conn, id, logkey.Err, cur.lostErr, logkey.RetryIn, delay)
-		s.emit(State{Kind: Disconnected, Conn: id, Err: cur.lostErr, RetryIn: delay})
+		dup, logDup := dups.lost(upAt, s.cfg.Now())
+		if logDup {
+			s.log.Warn("another client is probably connected as "+s.Identity().ClientID()+
+				" (the hub drops this connection seconds after each connect): stop the other one or give each gateway its own identity",
+				logkey.Identity, s.Identity().ClientID(), logkey.Drops, len(dups.drops), logkey.Window, dupWindow)
+		}
+		s.emit(State{Kind: Disconnected, Conn: id, Err: cur.lostErr, RetryIn: delay, Duplicate: dup})
 		if !sleep(ctx, delay) {
 			break
 		}
 	}
 	return cur
+}
+
+// logConnectFailed logs a failed attempt: in full the first time a cause
+// is seen (every time for causes that are not certificate errors); an
+// unchanged certificate error then only as a bounded-rate summary.
+func (s *Session) logConnectFailed(f *failTracker, id uint64, renewal bool, err error, delay time.Duration) {
+	switch f.observe(err, s.cfg.Now()) {
+	case "first":
+		if f.cause != "" {
+			s.log.Warn("connect failed", logkey.Conn, id, logkey.Renewal, renewal, logkey.Err, err, logkey.Cause, f.cause, logkey.RetryIn, delay)
+			return
+		}
+		s.log.Warn("connect failed", logkey.Conn, id, logkey.Renewal, renewal, logkey.Err, err, logkey.RetryIn, delay)
+	case "summary":
+		s.log.Warn("connect still failing", logkey.Cause, f.cause, logkey.Attempts, f.attempts, logkey.Since, f.since, logkey.RetryIn, delay)
+	default:
+		s.log.Debug("connect failed", logkey.Conn, id, logkey.Renewal, renewal, logkey.Err, err, logkey.RetryIn, delay)
+	}
 }
 
 // hold waits while c is up. It returns true when c was lost, false when ctx

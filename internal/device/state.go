@@ -49,4 +49,8 @@ type State struct {
 	Err error
 	// RetryIn is the delay before the next attempt (Disconnected).
 	RetryIn time.Duration
+	// Duplicate is true on a Disconnected when the hub has dropped the
+	// connection within seconds of connecting several times in the last
+	// minute: another client is probably connected as the same identity.
+	Duplicate bool
 }

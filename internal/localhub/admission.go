@@ -50,7 +50,7 @@ func (a *admission) enter(c net.Conn) bool {
 	a.refused++
 	if now := time.Now(); now.Sub(a.logged) >= admissionLogEvery {
 		a.log.Warn("connections refused: too many unauthenticated connections", logkey.Listener, a.name,
-			logkey.Remote, c.RemoteAddr().String(), "limit", a.max, "refused", a.refused)
+			logkey.Remote, c.RemoteAddr().String(), logkey.Limit, a.max, logkey.Refused, a.refused)
 		a.logged, a.refused = now, 0
 	}
 	return false

@@ -91,3 +91,18 @@ const (
 const (
 	TaskID = "taskId" // a task of an async method
 )
+
+// Keys of repeated connection failures and duplicate identities.
+const (
+	Cause    = "cause"    // the distinct cause of repeated failures
+	Attempts = "attempts" // how many attempts failed with it
+	Since    = "since"    // when that started
+	Drops    = "drops"    // connections dropped right after connecting
+	Window   = "window"   // the window they were counted in
+)
+
+// Keys of the local hub's admission control.
+const (
+	Limit   = "limit"   // a configured bound
+	Refused = "refused" // how many were refused since the last line
+)
