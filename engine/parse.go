@@ -64,6 +64,9 @@ func (l *loader) document(data []byte) (root *yaml.Node) {
 		l.errorf(&doc, "", "the file is empty; it needs at least \"version: 1\"")
 		return nil
 	}
+	if !l.checkCost(doc.Content[0]) {
+		return nil // walking it would cost too much
+	}
 	return resolve(doc.Content[0])
 }
 

@@ -233,3 +233,149 @@ func describe(n *yaml.Node) string {
 	}
 	return kindName(n)
 }
+
+// Bounds on the shape of a handlers file's YAML, checked before the file is
+// walked (see docs/reliability.md, "inputs and resource bounds"). A file past
+// one is refused with one error at the node where the bound was crossed.
+const (
+	// MaxAliasNodes is how many YAML nodes aliases (*name, including the
+	// values of merge keys <<) may expand to in one file, counted over every
+	// use: an alias of a 3-node mapping used 50 times costs 150. Real files
+	// use a few hundred at most; a "billion laughs" file needs millions. The
+	// walk of 10 000 expanded nodes takes a few milliseconds.
+	MaxAliasNodes = 10_000
+	// MaxAliasBytes is how many bytes of scalar text aliases may expand to
+	// in one file (each use of an aliased expression is compiled again).
+	MaxAliasBytes = 1 << 20
+	// MaxNesting is how deeply a file's YAML may nest, aliases expanded; a
+	// handlers file needs about 8 levels (methods, a method, params, a
+	// parameter, a default value...).
+	MaxNesting = 100
+)
+
+// expansion is the size of a YAML subtree with its aliases expanded. Counts
+// saturate just past the bounds, so they never overflow.
+type expansion struct {
+	nodes, bytes, height int
+	cycle                bool // an alias in it leads back to a node being expanded
+}
+
+// costCheck measures a document's alias expansion before the loader walks it.
+type costCheck struct {
+	l      *loader
+	memo   map[*yaml.Node]expansion
+	active map[*yaml.Node]bool
+	path   []string // YAML path of the node being visited, for diagnostics
+	nodes  int      // nodes expanded through aliases so far
+	bytes  int      // scalar bytes expanded through aliases so far
+}
+
+// checkCost reports whether root is within MaxAliasNodes, MaxAliasBytes and
+// MaxNesting; when it is not, it records one error at the offending alias or
+// node and the document must not be walked. It takes time linear in the
+// number of nodes of the document as written: each alias target is measured
+// once.
+func (l *loader) checkCost(root *yaml.Node) bool {
+	c := &costCheck{l: l, memo: map[*yaml.Node]expansion{}, active: map[*yaml.Node]bool{}}
+	return c.walk(root, 1)
+}
+
+// walk visits the document as written (aliases not followed) in file order.
+func (c *costCheck) walk(n *yaml.Node, depth int) bool {
+	if depth > MaxNesting {
+		c.l.errorf(n, c.where(), "nested more than %d levels deep (the limit for a handlers file)", MaxNesting)
+		return false
+	}
+	switch n.Kind {
+	case yaml.AliasNode:
+		return c.alias(n, depth)
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if !c.walk(k, depth+1) {
+				return false
+			}
+			c.path = append(c.path, "."+k.Value)
+			ok := c.walk(v, depth+1)
+			c.path = c.path[:len(c.path)-1]
+			if !ok {
+				return false
+			}
+		}
+	case yaml.SequenceNode:
+		for i, item := range n.Content {
+			c.path = append(c.path, "["+strconv.Itoa(i)+"]")
+			ok := c.walk(item, depth+1)
+			c.path = c.path[:len(c.path)-1]
+			if !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// alias adds the expansion of alias node a, at depth, to the file's total.
+func (c *costCheck) alias(a *yaml.Node, depth int) bool {
+	e := c.expand(a.Alias, 1)
+	c.nodes = min(c.nodes+e.nodes, MaxAliasNodes+1)
+	c.bytes = min(c.bytes+e.bytes, MaxAliasBytes+1)
+	switch {
+	case e.cycle:
+		c.l.errorf(a, c.where(), "alias *%s is inside the value it names: it would expand forever", a.Value)
+	case depth-1+e.height > MaxNesting:
+		c.l.errorf(a, c.where(), "alias *%s nests more than %d levels deep once expanded (the limit for a handlers file)", a.Value, MaxNesting)
+	case c.nodes > MaxAliasNodes:
+		c.l.errorf(a, c.where(), "alias *%s: aliases and merge keys expand to more than %d YAML nodes by here (the limit for a handlers file); use fewer or smaller aliases", a.Value, MaxAliasNodes)
+	case c.bytes > MaxAliasBytes:
+		c.l.errorf(a, c.where(), "alias *%s: aliases and merge keys expand to more than %d bytes of text by here (the limit for a handlers file); use fewer or smaller aliases", a.Value, MaxAliasBytes)
+	default:
+		return true
+	}
+	return false
+}
+
+// expand measures n with its aliases followed; rel is n's depth below the
+// alias being measured. A measurement past a bound is not exact (it
+// saturates, or stops descending past MaxNesting), which is safe because it
+// ends the check.
+func (c *costCheck) expand(n *yaml.Node, rel int) expansion {
+	if e, ok := c.memo[n]; ok {
+		return e
+	}
+	if c.active[n] {
+		return expansion{cycle: true}
+	}
+	e := expansion{nodes: 1, bytes: len(n.Value), height: 1}
+	if rel > MaxNesting {
+		e.height = MaxNesting + 1
+		return e
+	}
+	c.active[n] = true
+	for _, ch := range n.Content {
+		if ch.Kind == yaml.AliasNode && ch.Alias != nil {
+			ch = ch.Alias
+		}
+		ce := c.expand(ch, rel+1)
+		e.nodes = min(e.nodes+ce.nodes, MaxAliasNodes+1)
+		e.bytes = min(e.bytes+ce.bytes, MaxAliasBytes+1)
+		e.height = min(max(e.height, ce.height+1), MaxNesting+1)
+		e.cycle = e.cycle || ce.cycle
+		if e.cycle || e.nodes > MaxAliasNodes || e.bytes > MaxAliasBytes || e.height > MaxNesting {
+			break
+		}
+	}
+	delete(c.active, n)
+	c.memo[n] = e
+	return e
+}
+
+// where is the YAML path of the node being visited ("methods.m.run[0]").
+// Past 16 segments the rest is elided.
+func (c *costCheck) where() string {
+	p := c.path
+	if len(p) > 16 {
+		p = append(p[:16:16], "...")
+	}
+	return strings.TrimPrefix(strings.Join(p, ""), ".")
+}

@@ -91,7 +91,7 @@ type reloader struct {
 // cannot be watched. baseline is the content eng serves now.
 func newReloader(cfg Config, baseline []byte, eng *engine.Engine, sd *systemd, log *slog.Logger) (*reloader, error) {
 	log = log.With(logkey.Component, "reload")
-	w, err := watch.New(cfg.Path, watch.Options{Debounce: cfg.Debounce, Logger: log, Baseline: baseline})
+	w, err := watch.New(cfg.Path, watch.Options{Debounce: cfg.Debounce, Logger: log, Baseline: baseline, ReadFile: handlersfile.ReadFile})
 	if err != nil {
 		return nil, err
 	}

@@ -69,7 +69,7 @@ type reloadHarness struct {
 	results chan ReloadResult // every reload outcome, in order
 	notes   chan string       // sd_notify datagrams, read as they arrive
 	reload  chan struct{}     // Config.Reload
-	rid     int               // the last request id call used
+	rid     atomic.Int64      // the last request id call used (calls run in parallel)
 }
 
 // startReloader writes initial to path (created by the caller's layout, or
@@ -174,8 +174,8 @@ func (h *reloadHarness) expectNotes(status string) {
 
 // call asks "hello" and returns "STATUS PAYLOAD".
 func (h *reloadHarness) call() string {
-	h.rid++ // a fresh request id: the engine answers a repeated one from its memory
-	rep := h.eng.Call(context.Background(), engine.Request{Method: "hello", RequestID: strconv.Itoa(h.rid), DeviceID: "dev"})
+	rid := h.rid.Add(1) // a fresh request id: the engine answers a repeated one from its memory
+	rep := h.eng.Call(context.Background(), engine.Request{Method: "hello", RequestID: strconv.FormatInt(rid, 10), DeviceID: "dev"})
 	return fmt.Sprintf("%d %s", rep.Status, strings.Join(strings.Fields(string(rep.Payload)), ""))
 }
 

@@ -13,7 +13,6 @@ package handlersfile
 import (
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/methodd/methodd/engine"
 	"github.com/methodd/methodd/internal/confperm"
@@ -41,16 +40,18 @@ type Loaded struct {
 	Unsafe error
 }
 
-// Load checks path's permissions, reads it and parses it. The error is an
+// Load checks path's permissions, reads it (ReadFile: a regular file of at
+// most MaxSize bytes, within ReadTimeout) and parses it. The error is an
 // engine.Diagnostics (errors.As) when the file has problems, or wraps the
-// failure to inspect or read path; Loaded.Unsafe is set in every case where
-// the check could be made, so a caller can report both.
+// failure to inspect or read path (ErrNotRegular, ErrTooLarge,
+// ErrReadTimeout, fs.ErrNotExist...); Loaded.Unsafe is set in every case
+// where the check could be made, so a caller can report both.
 func Load(path string, o Options) (Loaded, error) {
 	l, err := check(path, o)
 	if err != nil {
 		return l, err
 	}
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
 		return l, fmt.Errorf("load %s: %w", path, err)
 	}
@@ -59,11 +60,15 @@ func Load(path string, o Options) (Loaded, error) {
 
 // Parse is Load for bytes the caller has already read from path (the
 // reloader's watcher hashes what it reads, so that what is applied is what
-// was seen): the permission check of path, then engine.Parse of data.
+// was seen, and reads it with ReadFile): the permission check of path, then
+// engine.Parse of data. Data over MaxSize is refused with ErrTooLarge.
 func Parse(path string, data []byte, o Options) (Loaded, error) {
 	l, err := check(path, o)
 	if err != nil {
 		return l, err
+	}
+	if len(data) > MaxSize {
+		return l, fmt.Errorf("load %s: %w", path, tooLarge(int64(len(data))))
 	}
 	return parse(l, path, data, o)
 }

@@ -52,6 +52,11 @@ type Options struct {
 	// it (Unchanged otherwise). nil means the file's content when New runs
 	// (nothing, if it does not exist then: any content is new).
 	Baseline []byte
+	// ReadFile reads the file for each check (and for the baseline when
+	// Baseline is nil). nil means os.ReadFile, which blocks on a FIFO and
+	// reads a device without end: callers watching untrusted paths pass a
+	// bounded reader.
+	ReadFile func(path string) ([]byte, error)
 }
 
 // Change is the outcome of one check of the watched file: a check follows
@@ -84,6 +89,7 @@ type Watcher struct {
 	log      *slog.Logger
 	fs       *fsnotify.Watcher
 	trigger  chan struct{}
+	read     func(string) ([]byte, error)
 
 	// Owned by the Run goroutine after New returns.
 	last    [sha256.Size]byte
@@ -112,8 +118,12 @@ func New(path string, opts Options) (*Watcher, error) {
 		log:      opts.Logger,
 		fs:       fs,
 		trigger:  make(chan struct{}, 1),
+		read:     opts.ReadFile,
 		watched:  map[string]bool{},
 		names:    map[string]bool{},
+	}
+	if w.read == nil {
+		w.read = os.ReadFile
 	}
 	if w.debounce <= 0 {
 		w.debounce = DefaultDebounce
@@ -129,7 +139,7 @@ func New(path string, opts Options) (*Watcher, error) {
 	w.rewatch()
 	base := opts.Baseline
 	if base == nil {
-		base, _ = os.ReadFile(abs)
+		base, _ = w.read(abs)
 	}
 	if base != nil {
 		w.last, w.hasLast = sha256.Sum256(base), true
@@ -217,7 +227,7 @@ func (w *Watcher) relevant(ev fsnotify.Event) bool {
 // reports the outcome to fn.
 func (w *Watcher) check(forced bool, fn func(Change)) {
 	w.rewatch()
-	data, err := os.ReadFile(w.path)
+	data, err := w.read(w.path)
 	if err != nil {
 		fn(Change{Forced: forced, Err: err})
 		return
