@@ -509,8 +509,11 @@ func TestTwinOnLocalHub(t *testing.T) {
 			want           int
 		}{
 			{"nosuch", "", iothub.CodeDeviceNotFound},
-			{"no#such?dev", "", iothub.CodeDeviceNotFound},
-			{"gw/mod", "", iothub.CodeDeviceNotFound}, // %2F is part of the id
+			// Escaped as they must be, these reach the hub as one id that
+			// breaks the registry's rule (%2F is part of the id, not a
+			// module separator): 400004, as for every invalid id.
+			{"no#such?dev", "", iothub.CodeArgumentInvalid},
+			{"gw/mod", "", iothub.CodeArgumentInvalid},
 			{"dev", "nomod", iothub.CodeModuleNotFound},
 		}
 		for _, tt := range tests {
