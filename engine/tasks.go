@@ -133,6 +133,7 @@ type task struct {
 	mu      sync.Mutex
 	doc     taskDoc
 	reply   *Reply    // the method's reply expressions over the result; nil without them
+	status  int       // the taskStatus reply's status once ended: reply.status's value, else 200
 	endedAt time.Time // zero while running
 }
 
@@ -232,6 +233,10 @@ func (s *Set) endTask(st *taskStore, t *task, m *method, env map[string]any, res
 	t.doc.Status, t.doc.ExitCode, t.doc.Error = d.Status, d.ExitCode, d.Error
 	t.doc.Stdout, t.doc.Stderr, t.doc.Truncated = d.Stdout, d.Stderr, d.Truncated
 	t.doc.EndedAt, t.endedAt, t.reply = &now, now, rep
+	t.status = 200
+	if rep != nil && m.status != nil {
+		t.status = rep.Status
+	}
 	if rep != nil {
 		t.doc.Result = rep.Payload
 	}
@@ -312,9 +317,9 @@ func (s *Set) lookup(params map[string]any) (*task, Reply, bool) {
 	return t, Reply{}, true
 }
 
-// taskStatus is the built-in reporting a task: 200 with its document; for
-// a finished task of a method with reply expressions, the status they
-// compute and their payload as the document's result.
+// taskStatus is the built-in reporting a task: 200 with its document. For
+// a finished task, reply.payload's value is the document's result and
+// reply.status's value (when the method has one) the reply's status.
 func (s *Set) taskStatus(params map[string]any) Reply {
 	t, rep, ok := s.lookup(params)
 	if !ok {
@@ -328,8 +333,8 @@ func (t *task) statusReply(s *Set) Reply {
 	t.mu.Lock()
 	d := t.doc
 	status := 200
-	if t.reply != nil {
-		status = t.reply.Status
+	if t.status != 0 {
+		status = t.status
 	}
 	t.mu.Unlock()
 	b, err := fitTaskDoc(d)

@@ -302,6 +302,13 @@ methods:
 	if rep.Status != 201 || d.Status != TaskSucceeded || compactJSON(t, string(d.Result)) != `{"code":0,"version":"1.2.3"}` {
 		t.Fatalf("got %d %+v (result %s)", rep.Status, d, d.Result)
 	}
+	// Without reply.status, a failed task's status reply is still 200: the
+	// question (what became of the task) was answered.
+	s = mustParse(t, "version: 1\nmethods:\n  u: {async: true, shell: 'exit 2', reply: {payload: '{\"code\": exitCode}'}}\n")
+	rep, d = waitTask(t, s, startAsync(t, s, "u", "null"))
+	if rep.Status != 200 || d.Status != TaskFailed || compactJSON(t, string(d.Result)) != `{"code":2}` {
+		t.Fatalf("failed task with reply.payload only: got %d %+v (result %s)", rep.Status, d, d.Result)
+	}
 }
 
 // TestTaskOutputFitsAReply: a task with more output than a reply holds
