@@ -129,16 +129,9 @@ func (l *loader) parseConnection(n *yaml.Node, dir string) Connection {
 				c.Twin = b
 			}
 		default:
-			s, ok := l.scalar(f.val, path)
+			s, ok := l.filePath(f.val, path, dir)
 			if !ok {
 				continue
-			}
-			if s == "" {
-				l.errorf(f.val, path, "must be a file path")
-				continue
-			}
-			if !filepath.IsAbs(s) {
-				s = filepath.Join(dir, s)
 			}
 			switch f.key {
 			case "connection_string_file":
@@ -166,6 +159,23 @@ func (l *loader) parseConnection(n *yaml.Node, dir string) Connection {
 		l.errorf(provNode, "connection.provisioning", "excludes connection.cert_file and key_file: with provisioning, give them as provisioning.cert_file and key_file")
 	}
 	return c
+}
+
+// filePath decodes a file path; a relative one is resolved against dir
+// (the config file's directory).
+func (l *loader) filePath(n *yaml.Node, path, dir string) (string, bool) {
+	s, ok := l.scalar(n, path)
+	if !ok {
+		return "", false
+	}
+	if s == "" {
+		l.errorf(n, path, "must be a file path")
+		return "", false
+	}
+	if !filepath.IsAbs(s) {
+		s = filepath.Join(dir, s)
+	}
+	return s, true
 }
 
 // parseProvisioning reads the connection.provisioning section; nil when it
@@ -201,12 +211,8 @@ func (l *loader) parseProvisioning(n *yaml.Node, dir string) *Provisioning {
 				p.Endpoint = h
 			}
 		default:
-			if s == "" {
-				l.errorf(f.val, path, "must be a file path")
+			if s, ok = l.filePath(f.val, path, dir); !ok {
 				continue
-			}
-			if !filepath.IsAbs(s) {
-				s = filepath.Join(dir, s)
 			}
 			switch f.key {
 			case "symmetric_key_file":

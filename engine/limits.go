@@ -239,7 +239,7 @@ func (s *limitStop) message(method string) string {
 
 // limitPayload is the reply payload of a command its limit stopped:
 // {"error": ..., "limit": "limits.cpu", "exitCode": N, "stdout": ...,
-// "stderr": ...}, the output cut to fit as in commandPayload.
+// "stderr": ...}, the output cut to fit as in commandPayload (appendResult).
 func limitPayload(method string, res *procResult) []byte {
 	msg := boundText(res.limit.message(method))
 	b := make([]byte, 0, 256)
@@ -247,18 +247,8 @@ func limitPayload(method string, res *procResult) []byte {
 	b = appendJSONString(b, msg)
 	b = append(b, `,"limit":`...)
 	b = appendJSONString(b, "limits."+res.limit.key)
-	b = append(b, `,"exitCode":`...)
-	b = strconv.AppendInt(b, int64(res.exitCode), 10)
-	const overhead = len(`,"stdout":"","stderr":"","truncated":true}`)
-	stdout, stderr, cut := fitPair(res.stdout, res.stderr, MaxReplyBytes-overhead-len(b))
-	b = append(b, `,"stdout":`...)
-	b = appendJSONString(b, string(stdout))
-	b = append(b, `,"stderr":`...)
-	b = appendJSONString(b, string(stderr))
-	if cut || res.truncated {
-		b = append(b, `,"truncated":true`...)
-	}
-	return append(b, '}')
+	b = append(b, ',')
+	return append(appendResult(b, res), '}')
 }
 
 // gateScript holds a command at the start line until the daemon has set its

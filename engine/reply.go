@@ -182,10 +182,18 @@ func commandPayload(res *procResult) json.RawMessage {
 	if out := bytes.TrimSpace(res.stdout); !res.truncated && len(out) > 0 && len(out) <= MaxReplyBytes && json.Valid(out) {
 		return json.RawMessage(out)
 	}
-	const overhead = len(`{"exitCode":-2147483648,"stdout":"","stderr":"","truncated":true,"escapedKilled":2147483647,"escapedAlive":2147483647}`)
-	stdout, stderr, cut := fitPair(res.stdout, res.stderr, MaxReplyBytes-overhead)
-	b := make([]byte, 0, 64+len(stdout)+len(stderr))
-	b = append(b, `{"exitCode":`...)
+	return append(appendResult([]byte{'{'}, res), '}')
+}
+
+// appendResult appends to b (an open JSON object, its members so far
+// included) the members "exitCode", "stdout" and "stderr" of res, then
+// "truncated":true when output was cut, and "escapedKilled" /
+// "escapedAlive" when processes that left the process group were killed
+// or survived; the output is cut so that the closed object fits a reply.
+func appendResult(b []byte, res *procResult) []byte {
+	const overhead = len(`"exitCode":-2147483648,"stdout":"","stderr":"","truncated":true,"escapedKilled":2147483647,"escapedAlive":2147483647}`)
+	stdout, stderr, cut := fitPair(res.stdout, res.stderr, MaxReplyBytes-overhead-len(b))
+	b = append(b, `"exitCode":`...)
 	b = strconv.AppendInt(b, int64(res.exitCode), 10)
 	b = append(b, `,"stdout":`...)
 	b = appendJSONString(b, string(stdout))
@@ -202,7 +210,7 @@ func commandPayload(res *procResult) json.RawMessage {
 		b = append(b, `,"escapedAlive":`...)
 		b = strconv.AppendInt(b, int64(res.escaped.survived), 10)
 	}
-	return append(b, '}')
+	return b
 }
 
 // fitPair cuts a and b so that their JSON-encoded lengths together stay

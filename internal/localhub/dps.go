@@ -117,13 +117,9 @@ func (s *dpsServer) bind() (ln, wsLn net.Listener, err error) {
 
 // serve configures the DPS broker on the bound listeners and starts it.
 func (s *dpsServer) serve(ln, wsLn net.Listener, tlsConf *tls.Config) error {
-	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumQos = 1 // QoS 2 subscriptions are granted QoS 1 (§5.1)
-	caps.MaximumPacketSize = maxPacketBytes
-	caps.RetainAvailable = 0
-	caps.SharedSubAvailable = 0
+	caps := brokerCapabilities()
 	caps.Compatibilities.ObscureNotAuthorized = true
-	quiet := slog.New(minLevelHandler{Handler: s.log.With(logkey.Component, "dps-mqtt").Handler(), min: slog.LevelError})
+	quiet := quietLogger(s.log, "dps-mqtt")
 	s.broker = mqtt.New(&mqtt.Options{Capabilities: caps, Logger: quiet, SysTopicResendInterval: 3600})
 	if err := s.broker.AddHook(&dpsHook{s: s}, nil); err != nil {
 		return fmt.Errorf("localhub: dps hook: %w", err)

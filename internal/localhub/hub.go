@@ -213,15 +213,29 @@ func (h *Hub) listen(tlsConf *tls.Config) (err error) {
 	return nil
 }
 
-// startBroker configures mochi as an IoT Hub device endpoint and serves it.
-func (h *Hub) startBroker(mqttLn, wsLn net.Listener, tlsConf *tls.Config) error {
+// brokerCapabilities are what the hub's brokers (devices, DPS) grant, as
+// IoT Hub and DPS do: QoS 2 subscriptions are granted QoS 1 (§3.3, fleet
+// §5.1), packets up to maxPacketBytes, no retained messages, no shared
+// subscriptions.
+func brokerCapabilities() *mqtt.Capabilities {
 	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumQos = 1 // QoS 2 subscriptions are granted QoS 1 (§3.3)
+	caps.MaximumQos = 1
 	caps.MaximumPacketSize = maxPacketBytes
 	caps.RetainAvailable = 0
 	caps.SharedSubAvailable = 0
+	return caps
+}
+
+// quietLogger is mochi's logger: errors only, tagged with component.
+func quietLogger(log *slog.Logger, component string) *slog.Logger {
+	return slog.New(minLevelHandler{Handler: log.With(logkey.Component, component).Handler(), min: slog.LevelError})
+}
+
+// startBroker configures mochi as an IoT Hub device endpoint and serves it.
+func (h *Hub) startBroker(mqttLn, wsLn net.Listener, tlsConf *tls.Config) error {
+	caps := brokerCapabilities()
 	caps.MaximumClientWritesPending = 1024
-	quiet := slog.New(minLevelHandler{Handler: h.log.With(logkey.Component, "mqtt").Handler(), min: slog.LevelError})
+	quiet := quietLogger(h.log, "mqtt")
 	h.broker = mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
 		Logger:                 quiet,
