@@ -84,7 +84,7 @@ func (a *admission) connState(c net.Conn, st http.ConnState) {
 // whatever the client claimed (the real hub and DPS speak 3.1.1 only, §3.1):
 // every CONNACK is encoded without MQTT 5 properties and with a 3.1.1
 // return code (connack311). It also tells the listener's admission that
-// a connection authenticated once its successful CONNACK is written.
+// a connection authenticated once its successful CONNACK is encoded.
 type connackHook struct {
 	mqtt.HookBase
 	adm, ws *admission // of the TLS and of the WSS listener
@@ -93,31 +93,28 @@ type connackHook struct {
 func (k *connackHook) ID() string { return "connack311" }
 
 func (k *connackHook) Provides(b byte) bool {
-	return b == mqtt.OnPacketEncode || b == mqtt.OnPacketSent
+	return b == mqtt.OnPacketEncode
 }
 
-// OnPacketEncode rewrites CONNACKs for MQTT 3.1.1.
-func (k *connackHook) OnPacketEncode(_ *mqtt.Client, pk packets.Packet) packets.Packet {
-	if pk.FixedHeader.Type == packets.Connack {
-		pk.ProtocolVersion = mqttVersion311
-		pk.ReasonCode = connack311(pk.ReasonCode)
-		if pk.ReasonCode != 0 {
-			pk.SessionPresent = false
-		}
+// OnPacketEncode rewrites CONNACKs for MQTT 3.1.1, and counts a connection
+// as authenticated at its CONNACK 0: before the CONNACK is written, so that
+// a client that has read it never finds its connection still counted.
+func (k *connackHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type != packets.Connack {
+		return pk
 	}
-	return pk
-}
-
-// OnPacketSent counts a connection as authenticated at its CONNACK 0.
-func (k *connackHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
-	if pk.FixedHeader.Type != packets.Connack || pk.ReasonCode != 0 {
-		return
+	pk.ProtocolVersion = mqttVersion311
+	pk.ReasonCode = connack311(pk.ReasonCode)
+	if pk.ReasonCode != 0 {
+		pk.SessionPresent = false
+		return pk
 	}
 	if ws, ok := cl.Net.Conn.(*wsConn); ok {
 		k.ws.leave(ws.Conn) // counted by its TLS connection
-		return
+	} else {
+		k.adm.leave(cl.Net.Conn)
 	}
-	k.adm.leave(cl.Net.Conn)
+	return pk
 }
 
 // connack311 maps a CONNACK code (MQTT 5 reason codes included, which
