@@ -9,7 +9,7 @@ import (
 )
 
 const hubUsage = `usage: methodd hub [--dir DIR] [--mqtt-addr ADDR] [--https-addr ADDR] [--ws-addr ADDR]
-                   [--device ID[/MODULE]]... [--x509-device ID]... [--dps-addr ADDR [--id-scope SCOPE]
+                   [--device ID[/MODULE]]... [--x509-device ID]... [--dps-addr ADDR [--dps-ws-addr ADDR] [--id-scope SCOPE]
                    [--enrollment-group NAME]... [--enrollment REGID]... [--x509-enrollment-group NAME]...]
                    [--allow-non-loopback] [--log-format text|json] [--log-level LEVEL]
 
@@ -45,7 +45,7 @@ type hubFlags struct {
 	dir, mqttAddr, httpsAddr, wsAddr string
 	devices                          multiFlag
 	x509Devices                      multiFlag
-	dpsAddr, idScope                 string
+	dpsAddr, dpsWSAddr, idScope      string
 	groups, enrollments, x509Groups  multiFlag
 	allowNonLoopback                 bool
 	logFormat, logLevel              string
@@ -70,6 +70,7 @@ func (c *hubCmd) Run(ctx context.Context, args []string) error {
 		Devices:              f.devices,
 		X509Devices:          f.x509Devices,
 		DPSAddr:              f.dpsAddr,
+		DPSWSAddr:            f.dpsWSAddr,
 		IDScope:              f.idScope,
 		EnrollmentGroups:     f.groups,
 		Enrollments:          f.enrollments,
@@ -103,7 +104,11 @@ func dpsNote(dps *localhub.DPSInfo) string {
 	if dps == nil {
 		return ""
 	}
-	return ", dps " + dps.Addr + " id scope " + dps.IDScope
+	note := ", dps " + dps.Addr
+	if dps.WSAddr != "" {
+		note += " and wss " + dps.WSAddr + localhub.WebSocketPath
+	}
+	return note + " id scope " + dps.IDScope
 }
 
 func (c *hubCmd) parse(args []string) (hubFlags, error) {
@@ -116,6 +121,7 @@ func (c *hubCmd) parse(args []string) (hubFlags, error) {
 	fs.Var(&f.devices, "device", "register identity ID or ID/MODULE (repeatable)")
 	fs.Var(&f.x509Devices, "x509-device", "register device ID with an X.509 certificate issued from the hub's CA (repeatable)")
 	fs.StringVar(&f.dpsAddr, "dps-addr", "", "Device Provisioning Service (MQTT over TLS) listen address (off when empty)")
+	fs.StringVar(&f.dpsWSAddr, "dps-ws-addr", "", "the DPS over secure WebSockets (at /$iothub/websocket) listen address (off when empty; needs --dps-addr)")
 	fs.StringVar(&f.idScope, "id-scope", "", "the DPS id scope (default: generated once and kept in DIR)")
 	fs.Var(&f.groups, "enrollment-group", "create symmetric-key DPS enrollment group NAME (repeatable)")
 	fs.Var(&f.enrollments, "enrollment", "create individual symmetric-key DPS enrollment REGID (repeatable)")
@@ -129,8 +135,8 @@ func (c *hubCmd) parse(args []string) (hubFlags, error) {
 	if fs.NArg() > 0 {
 		return f, usageError("hub: unexpected argument %q", fs.Arg(0))
 	}
-	if f.dpsAddr == "" && (f.idScope != "" || len(f.groups) > 0 || len(f.enrollments) > 0 || len(f.x509Groups) > 0) {
-		return f, usageError("hub: --id-scope, --enrollment-group, --enrollment and --x509-enrollment-group need --dps-addr")
+	if f.dpsAddr == "" && (f.dpsWSAddr != "" || f.idScope != "" || len(f.groups) > 0 || len(f.enrollments) > 0 || len(f.x509Groups) > 0) {
+		return f, usageError("hub: --dps-ws-addr, --id-scope, --enrollment-group, --enrollment and --x509-enrollment-group need --dps-addr")
 	}
 	if f.dir == "" {
 		dir, err := localhub.DefaultDir(c.env.Getenv)
