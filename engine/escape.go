@@ -85,11 +85,10 @@ func ownCgroupDir() string {
 	return ""
 }
 
-// newJail creates a child cgroup of the daemon's own cgroup for one
-// command; nil when that is not possible (the command then runs in tree
-// mode).
-func newJail() *cgroupJail {
-	base := ownCgroupDir()
+// newJail creates a child cgroup of base (the daemon's own cgroup,
+// ownCgroupDir) for one command; nil when that is not possible (the
+// command then runs in tree mode).
+func newJail(base string) *cgroupJail {
 	if base == "" {
 		return nil
 	}

@@ -13,7 +13,7 @@ import (
 // cgroupMode skips t when commands cannot get their own cgroup here.
 func cgroupMode(t *testing.T) {
 	t.Helper()
-	j := newJail()
+	j := newJail(ownCgroupDir())
 	if j == nil {
 		t.Skip("no writable cgroup v2 cgroup: tree mode only")
 	}

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/methodd/methodd/internal/testkit"
 )
 
 // bigPayload is the ~120 KB call of issue 19: one string field.
@@ -91,23 +89,25 @@ func TestExpressionTimeLimit(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := mustParse(t, "version: 1\nmethods:\n  m:\n"+c.yaml)
-			start := time.Now()
+			// A clock that advances 1 ms at every reading: the limit of 1 s
+			// passes at the 1001st, whatever this machine's speed.
+			var reads int
+			start := time.Unix(0, 0)
+			s.eval.clock = func() time.Time { reads++; return start.Add(time.Duration(reads) * time.Millisecond) }
+			before := goruntime.NumGoroutine()
 			rep := call(t, s, "m", "null")
-			took := time.Since(start)
 			if rep.Status != 500 || !strings.Contains(string(rep.Payload), "time limit") {
 				t.Errorf("got %d %s, want 500 naming the time limit", rep.Status, rep.Payload)
 			}
-			if took > 3*time.Second {
-				t.Errorf("the reply took %s, want about 1s", took)
+			// Stopped at the first reading past the limit (the loop
+			// would run 1.25e8 steps), not before, not long after.
+			if want := int(exprTimeLimit/time.Millisecond) + 1; reads < want || reads > want+1 {
+				t.Errorf("the clock was read %d times, want the evaluation to stop at reading %d", reads, want)
 			}
-			cpu := testkit.ProcessCPU()
-			wall := time.Now()
-			for time.Since(wall) < 300*time.Millisecond {
-				goruntime.Gosched()
-				time.Sleep(10 * time.Millisecond) //nolint: measuring idle CPU needs a window
-			}
-			if used := testkit.ProcessCPU() - cpu; used > 150*time.Millisecond {
-				t.Errorf("%s of CPU burnt in the 300 ms after the reply, want none", used)
+			// The evaluation ran in the call's goroutine: nothing is left
+			// running once the reply is out.
+			if after := goruntime.NumGoroutine(); after > before {
+				t.Errorf("%d goroutines after the reply, %d before", after, before)
 			}
 		})
 	}

@@ -54,11 +54,18 @@ var (
 // meter is the account of one evaluation.
 type meter struct {
 	bytes    int
+	now      func() time.Time
 	deadline time.Time
 	ticks    uint
 }
 
-func newMeter(now time.Time) *meter { return &meter{deadline: now.Add(exprTimeLimit)} }
+// newMeter starts an evaluation's account on clock (nil: time.Now).
+func newMeter(clock func() time.Time) *meter {
+	if clock == nil {
+		clock = time.Now
+	}
+	return &meter{now: clock, deadline: clock().Add(exprTimeLimit)}
+}
 
 // charge books n produced bytes; it fails past the budget or the deadline.
 func (m *meter) charge(n int) error {
@@ -80,7 +87,7 @@ func (m *meter) tick() error {
 }
 
 func (m *meter) clock() error {
-	if time.Now().After(m.deadline) {
+	if m.now().After(m.deadline) {
 		return errTimeLimit
 	}
 	return nil
@@ -94,7 +101,7 @@ func meterOf(env any) *meter {
 			return mt
 		}
 	}
-	return newMeter(time.Now())
+	return newMeter(nil)
 }
 
 // valueCost is what a produced value is charged: a string its bytes, an

@@ -228,6 +228,9 @@ func (l *loader) exprError(n *yaml.Node, path string, off int, err error, env ty
 // evaluator runs programs with pooled VMs; it is safe for concurrent use.
 type evaluator struct {
 	vms sync.Pool
+	// clock times evaluations against exprTimeLimit; nil is time.Now.
+	// Tests set a clock that advances on every reading.
+	clock func() time.Time
 }
 
 // run evaluates p against env within the bounds of exprcost.go (time,
@@ -242,7 +245,7 @@ func (e *evaluator) run(p *program, env map[string]any) (any, error) {
 	if env == nil {
 		env = make(map[string]any, 1)
 	}
-	env[meterKey] = newMeter(time.Now())
+	env[meterKey] = newMeter(e.clock)
 	out, err := m.Run(p.prog, env)
 	delete(env, meterKey)
 	e.vms.Put(m)

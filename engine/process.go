@@ -42,6 +42,9 @@ type runner struct {
 	killGrace time.Duration // SIGTERM → SIGKILL
 	drainWait time.Duration // how long output is read after the leader exits
 	noCgroup  bool          // never put commands in their own cgroup: tree mode (escape.go)
+	// cgroupDir is the daemon's own cgroup v2 directory, read once
+	// (ownCgroupDir); nil is tree mode as well.
+	cgroupDir func() string
 }
 
 // run starts sp and waits for it. The child runs in a new process group;
@@ -61,7 +64,11 @@ func (r *runner) run(ctx context.Context, sp procSpec) (procResult, error) {
 	}
 	stdinR, stdinW, outR, outW, errR, errW := files[0], files[1], files[2], files[3], files[4], files[5]
 	start := time.Now()
-	cmd, jail, err := startJailed(sp, !r.noCgroup, stdinR, outW, errW)
+	base := ""
+	if !r.noCgroup && r.cgroupDir != nil {
+		base = r.cgroupDir()
+	}
+	cmd, jail, err := startJailed(sp, base, stdinR, outW, errW)
 	stdinR.Close()
 	outW.Close()
 	errW.Close()
@@ -100,9 +107,10 @@ func (r *runner) run(ctx context.Context, sp procSpec) (procResult, error) {
 }
 
 // startJailed starts sp with the given pipes, in its own process group and,
-// where one can be created, its own cgroup (escape.go). A start that fails
-// in the cgroup (clone3 or CLONE_INTO_CGROUP refused) is retried without.
-func startJailed(sp procSpec, cgroups bool, stdin, stdout, stderr *os.File) (*exec.Cmd, *cgroupJail, error) {
+// where one can be created under base (the daemon's cgroup; "" for none),
+// its own cgroup (escape.go). A start that fails in the cgroup (clone3 or
+// CLONE_INTO_CGROUP refused) is retried without.
+func startJailed(sp procSpec, base string, stdin, stdout, stderr *os.File) (*exec.Cmd, *cgroupJail, error) {
 	build := func(jail *cgroupJail) *exec.Cmd {
 		cmd := &exec.Cmd{
 			Path: sp.path, Args: sp.args, Env: sp.env, Dir: sp.dir,
@@ -118,8 +126,8 @@ func startJailed(sp procSpec, cgroups bool, stdin, stdout, stderr *os.File) (*ex
 		return cmd
 	}
 	var jail *cgroupJail
-	if cgroups {
-		jail = newJail()
+	if base != "" {
+		jail = newJail(base)
 	}
 	cmd := build(jail)
 	err := startGated(cmd, sp.limits)

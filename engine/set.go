@@ -57,7 +57,7 @@ func newSet(file string, data []byte, opts Options) *Set {
 		log:      opts.Logger,
 		now:      opts.Now,
 		defaults: Defaults{Timeout: DefaultTimeout, Concurrency: DefaultConcurrency, DuplicateWindow: DefaultDuplicateWindow},
-		runner:   runner{killGrace: opts.KillGrace, drainWait: opts.DrainTimeout},
+		runner:   runner{killGrace: opts.KillGrace, drainWait: opts.DrainTimeout, cgroupDir: sync.OnceValue(ownCgroupDir)},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

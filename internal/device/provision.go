@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -245,6 +246,9 @@ func (p *provisioner) wait(ctx context.Context, tok mqtt.Token, what string) err
 	select {
 	case <-tok.Done():
 		if err := tok.Error(); err != nil {
+			if ctx.Err() == nil && isTimeout(err) { // paho's own bound, the same RequestTimeout
+				return fmt.Errorf("dps: %s %s: %w (%s): %v", what, p.cfg.Endpoint, ErrProvisionTimeout, p.cfg.RequestTimeout, err)
+			}
 			return fmt.Errorf("dps: %s %s: %w", what, p.cfg.Endpoint, err)
 		}
 		return nil
@@ -253,4 +257,11 @@ func (p *provisioner) wait(ctx context.Context, tok mqtt.Token, what string) err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// isTimeout reports whether err is a deadline passing: a net.Error's
+// Timeout, or context.DeadlineExceeded (paho's connect timeout).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }

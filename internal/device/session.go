@@ -171,8 +171,7 @@ func (s *Session) loop(ctx context.Context) *conn {
 		s.log.Warn("connection lost", logkey.Conn, id, logkey.Err, cur.lostErr, logkey.RetryIn, delay)
 		dup, logDup := dups.lost(upAt, s.cfg.Now())
 		if logDup {
-			s.log.Warn("another client is probably connected as "+s.Identity().ClientID()+
-				" (the hub drops this connection seconds after each connect): stop the other one or give each gateway its own identity",
+			s.log.Warn("another client is probably connected with this identity (the hub drops this connection seconds after each connect): stop the other one or give each gateway its own identity",
 				logkey.Identity, s.Identity().ClientID(), logkey.Drops, len(dups.drops), logkey.Window, dupWindow)
 		}
 		s.emit(State{Kind: Disconnected, Conn: id, Err: cur.lostErr, RetryIn: delay, Duplicate: dup})

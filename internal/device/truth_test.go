@@ -1,36 +1,72 @@
 package device
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
+	"errors"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/methodd/methodd/internal/localhub"
+	"github.com/methodd/methodd/internal/logkey"
 	"github.com/methodd/methodd/iothub"
 )
 
-// syncBuffer is a log sink safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// records keeps every log record a session writes, for assertions on
+// levels and attributes (never on wording). Safe for concurrent use.
+type records struct {
+	mu   sync.Mutex
+	recs []slog.Record
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
+func (r *records) Enabled(context.Context, slog.Level) bool { return true }
+func (r *records) WithAttrs([]slog.Attr) slog.Handler       { return r } // the session adds component only
+func (r *records) WithGroup(string) slog.Handler            { return r }
+func (r *records) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.recs = append(r.recs, rec.Clone())
+	return nil
 }
 
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// matching returns the records at level whose attributes include every
+// key of want (and, for a non-nil value, that value).
+func (r *records) matching(level slog.Level, want map[string]any) []slog.Record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []slog.Record
+	for _, rec := range r.recs {
+		if rec.Level != level {
+			continue
+		}
+		found := 0
+		rec.Attrs(func(a slog.Attr) bool {
+			if v, ok := want[a.Key]; ok && (v == nil || a.Value.Any() == v) {
+				found++
+			}
+			return true
+		})
+		if found == len(want) {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// attr is the value of key in rec, nil when absent.
+func attr(rec slog.Record, key string) any {
+	var v any
+	rec.Attrs(func(a slog.Attr) bool {
+		if a.Key == key {
+			v = a.Value.Any()
+			return false
+		}
+		return true
+	})
+	return v
 }
 
 // truthHub starts a local hub with one device and returns its identity.
@@ -62,12 +98,12 @@ func truthHub(t *testing.T) (iothub.ConnectionString, *x509.CertPool) {
 // Disconnected state is still reported per attempt.
 func TestCertificateErrorLoggedOncePerCause(t *testing.T) {
 	cs, _ := truthHub(t)
-	var logs syncBuffer
+	logs := &records{}
 	states := make(chan State, 100)
 	cfg := Config{
 		Identity: cs, RootCAs: x509.NewCertPool(), // trusts nothing: unknown authority
 		BackoffMin: 5 * time.Millisecond, BackoffMax: 10 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Logger: slog.New(logs),
 		OnState: func(st State) {
 			select {
 			case states <- st:
@@ -88,12 +124,18 @@ func TestCertificateErrorLoggedOncePerCause(t *testing.T) {
 		}
 	}
 	stop()
-	out := logs.String()
-	if got := strings.Count(out, `msg="connect failed"`); got != 1 {
-		t.Errorf("%d \"connect failed\" lines for one unchanged certificate error, want 1:\n%s", got, out)
+	// Every failed attempt is a record with its back-off; one of them at
+	// Warn (the first, with its cause), the others below it.
+	warned := logs.matching(slog.LevelWarn, map[string]any{logkey.RetryIn: nil, logkey.Err: nil})
+	if len(warned) != 1 {
+		t.Fatalf("%d Warn records of failed attempts for one unchanged certificate error, want 1", len(warned))
 	}
-	if !strings.Contains(out, "unknown authority") || !strings.Contains(out, "retryIn=") {
-		t.Errorf("the line must name the cause and the back-off:\n%s", out)
+	var ua x509.UnknownAuthorityError
+	if err, _ := attr(warned[0], logkey.Err).(error); !errors.As(err, &ua) || attr(warned[0], logkey.Cause) == nil {
+		t.Errorf("the Warn record's error %v, cause %v: want the unknown authority and its cause", attr(warned[0], logkey.Err), attr(warned[0], logkey.Cause))
+	}
+	if quiet := logs.matching(slog.LevelDebug, map[string]any{logkey.RetryIn: nil, logkey.Err: nil}); len(quiet) < 4 {
+		t.Errorf("%d Debug records of the other failed attempts, want at least 4", len(quiet))
 	}
 }
 
@@ -102,14 +144,14 @@ func TestCertificateErrorLoggedOncePerCause(t *testing.T) {
 // it with advice.
 func TestDuplicateIdentityDetected(t *testing.T) {
 	cs, pool := truthHub(t)
-	var logs syncBuffer
+	logs := &records{}
 	dup := make(chan struct{})
 	var once sync.Once
 	for range 2 {
 		cfg := Config{
 			Identity: cs, RootCAs: pool,
 			BackoffMin: 20 * time.Millisecond, BackoffMax: 40 * time.Millisecond,
-			Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+			Logger: slog.New(logs),
 			OnState: func(st State) {
 				if st.Duplicate {
 					once.Do(func() { close(dup) })
@@ -121,10 +163,12 @@ func TestDuplicateIdentityDetected(t *testing.T) {
 	select {
 	case <-dup:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("no Duplicate state within 30s; logs:\n%s", logs.String())
+		t.Fatal("no Duplicate state within 30s")
 	}
-	if !strings.Contains(logs.String(), "another client is probably connected as "+cs.ClientID()) {
-		t.Errorf("no duplicate-identity warning in the logs:\n%s", logs.String())
+	// The state is emitted right after its Warn record, which names the
+	// identity and how many drops made the pattern.
+	if w := logs.matching(slog.LevelWarn, map[string]any{logkey.Identity: cs.ClientID(), logkey.Drops: nil}); len(w) == 0 {
+		t.Error("no Warn record naming the shared identity and its drops")
 	}
 }
 

@@ -315,6 +315,9 @@ func (s *dpsServer) assign(reg string, m dpsMatch) (dpsRecord, error) {
 			rec.State.Substatus = substatusReset
 		}
 	}
+	if prev != nil { // one operation per registration: re-registering forever grows nothing
+		delete(s.ops, prev.OperationID)
+	}
 	s.doc.Registrations[reg] = rec
 	s.ops[rec.OperationID] = reg
 	if err := s.saveLocked(); err != nil {

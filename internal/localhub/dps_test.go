@@ -452,11 +452,15 @@ func TestDPSGeneratedScopeAndReRegistration(t *testing.T) {
 		}
 		return d
 	}
-	first := provision(t, connect(), testIndiv).RegistrationState
+	firstOp := provision(t, connect(), testIndiv)
+	first := firstOp.RegistrationState
 	again := provision(t, connect(), testIndiv).RegistrationState
 	if again.Substatus != "initialAssignment" || again.CreatedDateTimeUTC != first.CreatedDateTimeUTC || again.ETag == first.ETag {
 		t.Fatalf("re-registration %+v after %+v", *again, *first)
 	}
+	// One operation per registration: the one a re-registration replaced
+	// is forgotten, so registering again and again keeps nothing more.
+	wantDPSError(t, connect().ask(t, iothub.DPSPollTopic("old", firstOp.OperationID), " "), 404, 404002)
 	r := th.request(t, "DELETE", "/devices/"+url.PathEscape(testIndiv)+"?api-version=2021-04-12", th.serviceToken(t), nil)
 	if r.status != 204 && r.status != 200 {
 		t.Fatalf("delete: %d %s", r.status, r.body)
