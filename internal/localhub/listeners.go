@@ -26,16 +26,19 @@ const connectGrace = DefaultConnectTimeout
 // (a SAS token is well under 1 KB; Go's default is 1 MB).
 const maxHeaderBytes = 32 * 1024
 
-// connSet tracks accepted connections that may not have reached the broker's
-// client table yet, so that closing a listener also closes them (the broker
-// waits for every connection it was handed before Close returns).
+// connSet tracks a listener's connections from accept until the broker's
+// establish returns for them, whether or not they became clients, so that
+// closing the listener closes them all and can wait for the broker to be
+// done with each.
 type connSet struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
+	wg     sync.WaitGroup // one per tracked connection
 }
 
-// add tracks c; it reports false (and closes c) once the set is closed.
+// add tracks c until remove; it reports false (and closes c) once the set
+// is closed.
 func (s *connSet) add(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -47,23 +50,28 @@ func (s *connSet) add(c net.Conn) bool {
 		s.conns = map[net.Conn]struct{}{}
 	}
 	s.conns[c] = struct{}{}
+	s.wg.Add(1)
 	return true
 }
 
+// remove ends the tracking of c, which add accepted.
 func (s *connSet) remove(c net.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)
+	s.wg.Done()
 }
 
-// closeAll closes every tracked connection and refuses new ones.
+// closeAll closes every tracked connection, refuses new ones and waits
+// until each tracked connection has been removed.
 func (s *connSet) closeAll() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.closed = true
 	for c := range s.conns {
 		c.Close()
 	}
+	s.mu.Unlock()
+	s.wg.Wait() // no add succeeds after closed is set
 }
 
 // tlsListener feeds connections accepted on an already bound TLS listener to
@@ -75,7 +83,6 @@ type tlsListener struct {
 	grace time.Duration // the connect deadline; 0 = connectGrace
 	adm   *admission    // unauthenticated connections; nil = no cap
 	conns connSet
-	wg    sync.WaitGroup
 }
 
 // graceOr is d, or connectGrace when d is 0.
@@ -110,9 +117,7 @@ func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 			l.adm.leave(c)
 			continue
 		}
-		l.wg.Add(1)
 		go func() {
-			defer l.wg.Done()
 			defer l.adm.leave(c)
 			defer l.conns.remove(c)
 			_ = establish(l.id, c) // the hub logs connection outcomes itself
@@ -121,12 +126,17 @@ func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 	}
 }
 
-// Close stops accepting, closes connections that have not become clients,
-// and lets the broker disconnect the clients.
-func (l *tlsListener) Close(closeClients listeners.CloseFn) {
+// Close stops accepting, closes every connection, clients included, and
+// returns once the broker is done with each.
+//
+// It does not call the broker's closeClients: in mochi v2.7.9 that takes
+// the client table's read lock twice (GetByListener calls Len), so a client
+// deleting itself in between deadlocks the hub's Close. Closing the
+// connections ends those clients without a DISCONNECT, which MQTT 3.1.1
+// servers do not send anyway.
+func (l *tlsListener) Close(listeners.CloseFn) {
 	l.ln.Close()
 	l.conns.closeAll()
-	closeClients(l.id)
 }
 
 // wsListener serves MQTT over secure WebSockets at WebSocketPath with the
@@ -207,12 +217,13 @@ func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
 	c.Close()
 }
 
-func (l *wsListener) Close(closeClients listeners.CloseFn) {
+// Close is tlsListener.Close for the WSS server: Shutdown closes the
+// listener and idle connections; upgraded ones are the set's.
+func (l *wsListener) Close(listeners.CloseFn) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_ = l.srv.Shutdown(ctx) // closes the listener; hijacked conns are ours
+	_ = l.srv.Shutdown(ctx)
 	l.conns.closeAll()
-	closeClients(l.id)
 }
 
 // wsConn adapts a WebSocket connection to the byte stream the broker reads:
