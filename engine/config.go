@@ -87,21 +87,11 @@ type Defaults struct {
 	DuplicateWindow time.Duration
 }
 
-var (
-	topKeys        = []string{"version", "connection", "defaults", "builtins", "tasks", "methods"}
-	connectionKeys = []string{"connection_string_file", "transport", "ca_file", "cert_file", "key_file", "sas_ttl", "twin",
-		"gateway_host_name", "provisioning"}
-	provisioningKeys = []string{"id_scope", "registration_id", "endpoint", "symmetric_key_file", "group_key_file",
-		"cert_file", "key_file", "cache"}
-	defaultsKeys = []string{"timeout", "concurrency", "duplicate_window"}
-	builtinKeys  = []string{"ping", "catalog", "taskStatus", "taskCancel"}
-)
-
 // parseConnection reads the connection section.
 func (l *loader) parseConnection(n *yaml.Node, dir string) Connection {
 	c := Connection{Transport: "mqtt", SASTTL: DefaultSASTTL, Twin: true}
 	var certNode, keyNode, csNode, provNode *yaml.Node
-	for _, f := range l.mapping(n, "connection", connectionKeys) {
+	for _, f := range l.mapping(n, "connection", connectionKeys()) {
 		path := join("connection", f.key)
 		switch f.key {
 		case "gateway_host_name":
@@ -112,7 +102,7 @@ func (l *loader) parseConnection(n *yaml.Node, dir string) Connection {
 			c.Provisioning, provNode = l.parseProvisioning(f.val, dir), f.val
 		case "transport":
 			if s, ok := l.scalar(f.val, path); ok {
-				if s != "mqtt" && s != "mqtt-ws" {
+				if !contains(transports(), s) {
 					l.errorf(f.val, path, "unknown transport %q (use mqtt or mqtt-ws)", s)
 				}
 				c.Transport = s
@@ -188,7 +178,7 @@ func (l *loader) parseProvisioning(n *yaml.Node, dir string) *Provisioning {
 	}
 	p := &Provisioning{Endpoint: DefaultProvisioningEndpoint}
 	nodes := map[string]*yaml.Node{}
-	for _, f := range l.mapping(n, base, provisioningKeys) {
+	for _, f := range l.mapping(n, base, provisioningKeys()) {
 		path := join(base, f.key)
 		s, ok := l.scalar(f.val, path)
 		if !ok {
@@ -309,7 +299,7 @@ func splitHostPort(s string) (host, port string, hasPort bool) {
 // parseDefaults reads the defaults section.
 func (l *loader) parseDefaults(n *yaml.Node) Defaults {
 	d := Defaults{Timeout: DefaultTimeout, Concurrency: DefaultConcurrency, DuplicateWindow: DefaultDuplicateWindow}
-	for _, f := range l.mapping(n, "defaults", defaultsKeys) {
+	for _, f := range l.mapping(n, "defaults", defaultsKeys()) {
 		path := join("defaults", f.key)
 		switch f.key {
 		case "timeout":
@@ -369,7 +359,7 @@ func (l *loader) parseBuiltins(n *yaml.Node) builtinNames {
 		b.names[k] = v
 	}
 	at := map[string]*yaml.Node{}
-	for _, f := range l.mapping(n, "builtins", builtinKeys) {
+	for _, f := range l.mapping(n, "builtins", builtinKeys()) {
 		path := join("builtins", f.key)
 		name := ""
 		switch {
@@ -391,7 +381,7 @@ func (l *loader) parseBuiltins(n *yaml.Node) builtinNames {
 		b.names[f.key], b.set[f.key], at[f.key] = name, true, f.val
 	}
 	seen := map[string]string{}
-	for _, k := range builtinKeys {
+	for _, k := range builtinKeys() {
 		name := b.names[k]
 		if name == "" {
 			continue

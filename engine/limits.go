@@ -15,8 +15,6 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-var limitKeys = []string{"memory", "cpu", "open_files", "processes", "output"}
-
 // limits is a method's limits: the rlimits of its command, in the order
 // they were written.
 type limits struct {
@@ -46,7 +44,7 @@ func (ls *limits) get(key string) (rlimit, bool) {
 func (l *loader) parseLimits(n *yaml.Node, path string) *limits {
 	before := l.errCount()
 	ls := &limits{}
-	for _, f := range l.mapping(n, path, limitKeys) {
+	for _, f := range l.mapping(n, path, limitKeys()) {
 		p := join(path, f.key)
 		r := rlimit{key: f.key}
 		var ok bool

@@ -8,12 +8,6 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-var (
-	methodKeys = []string{"description", "params", "when", "run", "shell", "env", "timeout", "concurrency", "reply",
-		"async", "detach", "run_as", "limits"}
-	replyKeys = []string{"status", "payload"}
-)
-
 // method is one compiled method of a Set.
 type method struct {
 	name        string
@@ -74,7 +68,7 @@ func (l *loader) parseMethod(f field, mc *methodCtx) *method {
 		return nil
 	}
 	by := map[string]field{}
-	for _, mf := range l.mapping(f.val, path, methodKeys) {
+	for _, mf := range l.mapping(f.val, path, methodKeys()) {
 		by[mf.key] = mf
 	}
 	if d, ok := by["description"]; ok {
@@ -127,7 +121,7 @@ func (l *loader) parseReply(m *method, by map[string]field, path string, mc *met
 		return
 	}
 	env := envTypes(m.params, m.cmd != nil)
-	fields := l.mapping(r.val, join(path, "reply"), replyKeys)
+	fields := l.mapping(r.val, join(path, "reply"), replyKeys())
 	if len(fields) == 0 && m.cmd == nil && r.val.Kind != yaml.SequenceNode {
 		l.errorf(r.val, join(path, "reply"), "an empty reply needs a command (run or shell); set reply.payload or reply.status")
 	}

@@ -14,16 +14,11 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Parameter types accepted in params.<name>.type.
-var paramTypes = []string{"string", "number", "integer", "boolean", "object", "array"}
-
 // typeAliases maps type names of other languages to ours, for did-you-mean.
 var typeAliases = map[string]string{
 	"int": "integer", "float": "number", "double": "number", "bool": "boolean",
 	"str": "string", "list": "array", "map": "object", "dict": "object",
 }
-
-var paramKeys = []string{"type", "description", "required", "default", "enum", "pattern", "min", "max"}
 
 // param is one compiled parameter of a method's params schema.
 type param struct {
@@ -112,7 +107,7 @@ func (l *loader) parseParam(f field, path string) *param {
 		return nil
 	}
 	p := &param{name: f.key, envName: paramEnvName(f.key)}
-	fields := l.mapping(f.val, path, paramKeys)
+	fields := l.mapping(f.val, path, paramKeys())
 	if f.val.Kind != yaml.MappingNode {
 		return nil
 	}
@@ -122,11 +117,11 @@ func (l *loader) parseParam(f field, path string) *param {
 	}
 	before := len(l.diags)
 	if t, ok := byKey["type"]; !ok {
-		l.errorf(f.val, path, "type is required (one of %s)", strings.Join(paramTypes, ", "))
+		l.errorf(f.val, path, "type is required (one of %s)", strings.Join(paramTypes(), ", "))
 	} else if s, ok := l.scalar(t, join(path, "type")); ok {
-		if !contains(paramTypes, s) {
-			msg := fmt.Sprintf("unknown parameter type %q (valid types: %s)", s, strings.Join(paramTypes, ", "))
-			if sg := cmp.Or(typeAliases[s], suggest(s, paramTypes)); sg != "" {
+		if !contains(paramTypes(), s) {
+			msg := fmt.Sprintf("unknown parameter type %q (valid types: %s)", s, strings.Join(paramTypes(), ", "))
+			if sg := cmp.Or(typeAliases[s], suggest(s, paramTypes())); sg != "" {
 				msg = fmt.Sprintf("unknown parameter type %q; did you mean %q?", s, sg)
 			}
 			l.errorf(t, join(path, "type"), "%s", msg)

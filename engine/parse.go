@@ -95,7 +95,7 @@ func (l *loader) parseRoot(root *yaml.Node, s *Set) {
 		return
 	}
 	by := map[string]field{}
-	for _, f := range l.mapping(root, "", topKeys) {
+	for _, f := range l.mapping(root, "", topKeys()) {
 		by[f.key] = f
 	}
 	if v, ok := by["version"]; !ok {

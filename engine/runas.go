@@ -130,7 +130,7 @@ func (l *loader) runAsWith(n *yaml.Node, path string, acc accounts) *runAs {
 	}
 	before := l.errCount()
 	var userNode, groupNode *yaml.Node
-	for _, f := range l.mapping(n, path, []string{"user", "group"}) {
+	for _, f := range l.mapping(n, path, runAsKeys()) {
 		if s, ok := l.scalar(f.val, join(path, f.key)); ok && s == "" {
 			l.errorf(f.val, join(path, f.key), "must be a name or a numeric id, got %s", describe(f.val))
 		}

@@ -38,12 +38,10 @@ type TaskOptions struct {
 	Max  int           // default DefaultTaskMax
 }
 
-var taskKeys = []string{"keep", "max"}
-
 // parseTasks reads the tasks section (n nil: the defaults).
 func (l *loader) parseTasks(n *yaml.Node) TaskOptions {
 	o := TaskOptions{Keep: DefaultTaskKeep, Max: DefaultTaskMax}
-	for _, f := range l.mapping(n, "tasks", taskKeys) {
+	for _, f := range l.mapping(n, "tasks", taskKeys()) {
 		path := join("tasks", f.key)
 		switch f.key {
 		case "keep":
