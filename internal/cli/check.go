@@ -14,6 +14,7 @@ import (
 )
 
 const checkUsage = `usage: methodd check [--config FILE] [--format text|json] [FILE]
+       methodd check --print-schema
 
 Validate a handlers file offline, exactly as "methodd run" loads it (the same
 permission check, read and compile), and print every problem as
@@ -23,13 +24,17 @@ A file that someone other than root or you could change is valid here but
 refused by "methodd run": each path at fault is printed as a warning naming
 its fix, and the summary line says that run refuses the file.
 
+--print-schema prints the JSON Schema of handlers files (the one installed
+as /usr/share/methodd/handlers.schema.json) for editors, and checks nothing.
+
 Exit status: 0 the file is valid (warnings, unsafe permissions included);
 1 it is not, or it cannot be read; 2 usage error.
 
 examples:
   methodd check --config /etc/methodd/handlers.yaml
   methodd check handlers.yaml.example
-  methodd check --format json handlers.yaml | jq .`
+  methodd check --format json handlers.yaml | jq .
+  methodd check --print-schema > handlers.schema.json`
 
 // checkCmd implements `methodd check`.
 type checkCmd struct{ env Env }
@@ -40,8 +45,12 @@ func (c *checkCmd) Run(ctx context.Context, args []string) error {
 	fs := newFlagSet("check", checkUsage, c.env.Stderr)
 	config := fs.String("config", engine.DefaultConfigPath, "handlers file to validate")
 	format := fs.String("format", "text", "output: text (FILE:LINE:COL: message) or json (a list of diagnostics)")
+	printSchema := fs.Bool("print-schema", false, "print the JSON Schema of handlers files and exit")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *printSchema {
+		return c.printSchema(fs.Args())
 	}
 	path, err := configArg(fs.Args(), *config, isSet(fs, "config"))
 	if err != nil {
@@ -68,6 +77,18 @@ func (c *checkCmd) Run(ctx context.Context, args []string) error {
 	}
 	if *format == "text" {
 		fmt.Fprintln(c.env.Stdout, checkSummary(path, l))
+	}
+	return nil
+}
+
+// printSchema writes engine.Schema() to stdout; a FILE is a usage error,
+// since nothing is checked.
+func (c *checkCmd) printSchema(rest []string) error {
+	if len(rest) > 0 {
+		return usageError("check: --print-schema takes no FILE")
+	}
+	if _, err := c.env.Stdout.Write(engine.Schema()); err != nil {
+		return fmt.Errorf("check: %w", err)
 	}
 	return nil
 }
