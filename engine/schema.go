@@ -14,7 +14,9 @@ var schemaJSON string
 // enum values and format (durations, sizes, method names), the keys that
 // are required, and the simple cross-key rules (reply or a command; run or
 // shell, not both). What only loading can tell is not in it: expressions,
-// regular expressions, accounts, paths on this machine, alias limits. So a
-// file the schema accepts may still fail Parse, and it is a bug if a file
-// Parse accepts fails the schema. Each call returns a fresh copy.
+// regular expressions, accounts, paths on this machine, alias limits: a
+// file the schema accepts may still fail Parse. Conversely a file Parse
+// accepts passes the schema, except where the schema asks for the intended
+// type and the loader tolerates another scalar (a YAML number as a file
+// path, host, id scope or description). Each call returns a fresh copy.
 func Schema() []byte { return []byte(schemaJSON) }
