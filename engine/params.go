@@ -107,9 +107,15 @@ func (l *loader) parseParam(f field, path string) *param {
 		return nil
 	}
 	p := &param{name: f.key, envName: paramEnvName(f.key)}
-	fields := l.mapping(f.val, path, paramKeys())
-	if f.val.Kind != yaml.MappingNode {
+	if v := resolve(f.val); v != nil && v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+		// mapping returns nothing for null; a parameter without a type
+		// must not vanish from the method without a word.
+		l.errorf(f.val, path, "parameter must be a mapping with a type (one of %s), got null", strings.Join(paramTypes(), ", "))
 		return nil
+	}
+	fields := l.mapping(f.val, path, paramKeys())
+	if v := resolve(f.val); v == nil || v.Kind != yaml.MappingNode {
+		return nil // mapping reported it
 	}
 	byKey := map[string]*yaml.Node{}
 	for _, pf := range fields {

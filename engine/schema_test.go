@@ -286,6 +286,7 @@ var (
 		"misspelled_method_key.yaml", // descripton, timout
 		"missing_version.yaml",       // no version
 		"no_reply_no_command.yaml",   // neither reply nor run nor shell
+		"param_null.yaml",            // a parameter that is null, not a mapping
 		"provisioning.yaml",          // endpont; two keys; provisioning with a connection string
 		"run_and_shell.yaml",         // both run and shell
 		"run_not_list.yaml",          // run is a string
