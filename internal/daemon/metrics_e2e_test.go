@@ -293,3 +293,36 @@ func TestMetricsReload(t *testing.T) {
 	metricsInvoke(t, hub.Hub, "m4", "extra", `null`, 200)
 	metricsWant(t, metricsScrape(t, e), "methodd_calls_total", map[string]float64{"method=extra,status=200": 1})
 }
+
+// TestMetricsTasksRunning: a running task of an async method counts 1,
+// and 0 once it has been cancelled and has ended.
+func TestMetricsTasksRunning(t *testing.T) {
+	e := metricsStart(t)
+	hub := e2eStartHub(t, false, "m5")
+	st := e2eRun(t, `version: 1
+methods:
+  update:
+    async: true
+    timeout: 20m
+    shell: 'while true; do sleep 0.01; done'
+`, hub.device(t, "m5"), engine.Options{}, func(c *Config) { c.Observer = e })
+	st.waitReady(t, 20*time.Second)
+	metricsWant(t, metricsScrape(t, e), "methodd_tasks_running", map[string]float64{"": 0})
+	res, err := hub.Invoke(context.Background(), "m5", "", iothub.MethodRequest{MethodName: "update",
+		Payload: json.RawMessage(`null`), ResponseTimeoutInSeconds: 10})
+	var started struct{ TaskID string }
+	if err != nil || res.Status != 202 || json.Unmarshal(res.Payload, &started) != nil {
+		t.Fatalf("update: %+v, %v; want 202 with a task id", res, err)
+	}
+	fams := metricsScrape(t, e)
+	metricsWant(t, fams, "methodd_tasks_running", map[string]float64{"": 1})
+	metricsWant(t, fams, "methodd_calls_total", map[string]float64{"method=update,status=202": 1})
+
+	metricsInvoke(t, hub.Hub, "m5", "taskCancel", `{"taskId":"`+started.TaskID+`"}`, 200)
+	deadline := time.Now().Add(30 * time.Second)
+	for metricsSeries(metricsScrape(t, e), "methodd_tasks_running")[""] != 0 { // each poll is a real scrape
+		if time.Now().After(deadline) {
+			t.Fatal("methodd_tasks_running still not 0 30 s after taskCancel")
+		}
+	}
+}
