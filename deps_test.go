@@ -17,7 +17,7 @@ const modulePath = "github.com/methodd/methodd"
 // edge, is added here on purpose or not at all.
 var allowedImports = map[string][]string{
 	".":                     {"internal/cli"},
-	"internal/cli":          {"engine", "invoke", "iothub", "internal/daemon", "internal/device", "internal/handlersfile", "internal/localhub", "internal/logbatch", "internal/logkey", "internal/provision", "golang.org/x/term"},
+	"internal/cli":          {"engine", "invoke", "iothub", "internal/daemon", "internal/device", "internal/handlersfile", "internal/localhub", "internal/logbatch", "internal/logkey", "internal/metrics", "internal/provision", "golang.org/x/term"},
 	"internal/daemon":       {"engine", "internal/device", "internal/handlersfile", "internal/logkey", "internal/sdnotify", "internal/watch"},
 	"internal/handlersfile": {"engine", "internal/confperm"},
 	"internal/provision":    {"iothub", "internal/device", "internal/logkey"},
@@ -31,6 +31,7 @@ var allowedImports = map[string][]string{
 	"internal/watch":        {"internal/logkey", "github.com/fsnotify/fsnotify"},
 	"internal/sdnotify":     {"golang.org/x/sys/unix"},
 	"internal/confperm":     {},
+	"internal/metrics":      {"internal/logkey", "github.com/prometheus/client_golang"},
 	"internal/logbatch":     {},
 	"internal/logkey":       {},
 	// Test machinery: never linked into the binary (TestBinaryLinksNoTestPackage).
@@ -127,6 +128,7 @@ func TestTransportsHaveOneOwner(t *testing.T) {
 		"github.com/eclipse/paho.mqtt.golang": "internal/device",
 		"github.com/mochi-mqtt/server/v2":     "internal/localhub",
 		"github.com/fsnotify/fsnotify":        "internal/watch",
+		"github.com/prometheus/client_golang": "internal/metrics",
 	}
 	for pkg, imports := range goList(t, "Imports", "./...") {
 		for _, imp := range imports {

@@ -46,6 +46,19 @@ func (e *Engine) Swap(s *Set) (old *Set) {
 // Current returns the active Set (nil when none).
 func (e *Engine) Current() *Set { return e.cur.Load() }
 
+// Knows reports whether method is a method of the active Set, built-ins
+// included (false when no Set is active). A reload may change the answer
+// between Knows and a Call.
+func (e *Engine) Knows(method string) bool {
+	s := e.cur.Load()
+	return s != nil && s.methods[method] != nil
+}
+
+// RunningTasks is the number of tasks of async methods running now, across
+// reloads (0 when the active Set has no async method and none was left
+// running by an earlier one). Safe for concurrent use.
+func (e *Engine) RunningTasks() int { return e.rt.tasks.running() }
+
 // Call runs r on the active Set; with no Set it replies 503.
 func (e *Engine) Call(ctx context.Context, r Request) Reply {
 	s := e.cur.Load()

@@ -279,6 +279,14 @@ func (st *taskStore) pruneLocked(o TaskOptions, now time.Time) {
 	st.finished = st.finished[drop:]
 }
 
+// running is the number of tasks not yet ended: the tasks held, less the
+// finished ones.
+func (st *taskStore) running() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.tasks) - len(st.finished)
+}
+
 // get returns the task id, after dropping finished tasks past o's bounds.
 func (st *taskStore) get(id string, o TaskOptions, now time.Time) *task {
 	st.mu.Lock()

@@ -22,6 +22,7 @@ import (
 
 const runUsage = `usage: methodd run [--config FILE] [--connection-string-file FILE] [--ca-file FILE] [--local [--hub-dir DIR] [--device ID[/MODULE]]]
                    [--log-format text|json] [--log-level LEVEL] [--drain-timeout D] [--sas-ttl D]
+                   [--metrics-addr HOST:PORT]
 
 Connect this gateway to IoT Hub over MQTT and answer every direct method from
 the handlers file, until SIGINT/SIGTERM; then stop taking calls, let running
@@ -41,6 +42,10 @@ With --local, a local hub runs in-process instead (state in --hub-dir, free
 ports on 127.0.0.1, hub.json written for 'methodd invoke --local'), the device
 is registered on it and the daemon connects to it over TLS.
 
+With --metrics-addr, Prometheus metrics are served over HTTP at /metrics on
+that address (127.0.0.1:9464 for this host only; :9464 for every interface).
+Off by default. See docs/operations.md, "Metrics".
+
 Exit status: 0 stopped by SIGINT/SIGTERM; 1 the handlers file's permissions
 are unsafe (someone other than root or this user could change it), or the
 daemon failed; 2 usage error, invalid handlers file or no identity.
@@ -48,6 +53,7 @@ daemon failed; 2 usage error, invalid handlers file or no identity.
 examples:
   methodd run --local --config handlers.yaml.example
   methodd run --config /etc/methodd/handlers.yaml --log-format json
+  methodd run --config /etc/methodd/handlers.yaml --metrics-addr 127.0.0.1:9464
   IOTHUB_DEVICE_CONNECTION_STRING='HostName=...;DeviceId=...;SharedAccessKey=...' methodd run`
 
 // minSASTTL is the shortest --sas-ttl: renewal at ~80 % must leave time
@@ -72,6 +78,7 @@ type runFlags struct {
 	logFormat, logLevel string
 	drainTimeout        time.Duration
 	sasTTL              time.Duration
+	metricsAddr         string // "" serves no metrics
 }
 
 // Run loads the handlers, resolves the identity (or starts the local hub)
@@ -118,6 +125,11 @@ func (c *runCmd) Run(ctx context.Context, args []string) error {
 	if id.hub != nil {
 		defer id.hub.Close()
 	}
+	observer, stopMetrics, err := startMetrics(f.metricsAddr, logger)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	err = daemon.Run(ctx, daemon.Config{
 		Path:           f.config,
 		Loaded:         loaded,
@@ -129,6 +141,7 @@ func (c *runCmd) Run(ctx context.Context, args []string) error {
 		Logger:         logger,
 		OnState:        c.onState,
 		Version:        moduleVersion(),
+		Observer:       observer,
 		OnReady: func() {
 			if id.hub != nil { // straight to stderr, not batched: printed before READY=1
 				fmt.Fprintf(c.env.Stderr, "methodd run: %s is connected to the local hub; call it with: %s\n",
@@ -173,11 +186,15 @@ func (c *runCmd) parse(args []string) (runFlags, error) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", defaultDrainTimeout, "at shutdown, how long running calls may finish")
 	fs.DurationVar(&f.sasTTL, "sas-ttl", 0, "SAS token lifetime, overriding connection.sas_ttl (at least 5s; renewed at ~80%)")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://HOST:PORT/metrics (off when empty)")
 	if err := parseFlags(fs, args); err != nil {
 		return f, err
 	}
 	if fs.NArg() > 0 {
 		return f, usageError("run: unexpected argument %q", fs.Arg(0))
+	}
+	if err := checkMetricsAddr(f.metricsAddr); err != nil {
+		return f, err
 	}
 	f.id.hubDirSet = isSet(fs, "hub-dir")
 	switch {

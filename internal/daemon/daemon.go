@@ -75,10 +75,11 @@ type Config struct {
 	// before READY=1 is sent.
 	OnReady func()
 	// OnReload receives the outcome of every reload and of every check of
-	// the file that found it unchanged, after systemd has been told.
+	// the file that found it unchanged, after systemd and Observer have
+	// been told.
 	OnReload func(ReloadResult)
 	// OnState receives every device session state change, after systemd
-	// has been told. It must not block.
+	// and Observer have been told. It must not block.
 	OnState func(device.State)
 	// Version is the daemon's version as reported in the device twin
 	// (what `methodd version` prints: the module version from the build
@@ -90,6 +91,9 @@ type Config struct {
 	// never called when the handlers file sets connection.twin: false, nor
 	// after Run returns.
 	OnTwinReport func(TwinReport)
+	// Observer is told of every call, connection change and reload, for
+	// metrics. nil: nobody is.
+	Observer Observer
 }
 
 // ErrUnsafe is returned by Run for a Config whose Loaded.Unsafe is set.
@@ -118,6 +122,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.OnState == nil {
 		c.OnState = func(device.State) {}
 	}
+	if c.Observer == nil {
+		c.Observer = noObserver{}
+	}
 	return c, nil
 }
 
@@ -144,6 +151,9 @@ func Run(ctx context.Context, cfg Config) error {
 		debug.FreeOSMemory()
 		cfg.OnReady()
 	})
+	cfg.Observer.TasksRunning(eng.RunningTasks)
+	cfg.Observer.Reloaded(true, cfg.Loaded.Set.LoadedAt())
+	observe := &sessionObserver{obs: cfg.Observer}
 	calls := new(callCounter)
 	twin := twinReporterOf(&cfg, eng, log) // nil with connection.twin: false
 	var sess *device.Session               // set before it runs: the closures below read it
@@ -154,12 +164,13 @@ func Run(ctx context.Context, cfg Config) error {
 			sd.setIdentity(sess.Identity().ClientID())
 		}
 		sd.onState(st)
+		observe.onState(st)
 		if twin != nil {
 			twin.onState(st)
 		}
 		cfg.OnState(st)
 	}
-	sess, err = device.New(dev, handler{eng: eng, onCall: calls.add, who: func() (string, string) {
+	sess, err = device.New(dev, handler{eng: eng, onCall: calls.add, obs: cfg.Observer, who: func() (string, string) {
 		id := sess.Identity()
 		return id.DeviceID, id.ModuleID
 	}})

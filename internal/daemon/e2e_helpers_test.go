@@ -189,10 +189,11 @@ func (s *e2eStates) waitConnected(t testing.TB, within time.Duration) device.Sta
 // e2eRun runs the daemon until the test ends, as `methodd run` does: yaml
 // is written to a handlers file in a fresh directory and loaded by the one
 // load path (engine options eng, for start-up and reloads alike), dev is
-// its session. It returns the session states the daemon reports; the test
-// fails if Run returns an error or does not return within 30 s of the
+// its session; each edit then changes the Config (after its OnState and
+// OnReady are set). It returns the session states the daemon reports; the
+// test fails if Run returns an error or does not return within 30 s of the
 // test's end.
-func e2eRun(t testing.TB, yaml string, dev device.Config, eng engine.Options) *e2eStates {
+func e2eRun(t testing.TB, yaml string, dev device.Config, eng engine.Options, edits ...func(*Config)) *e2eStates {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "handlers.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
@@ -205,6 +206,9 @@ func e2eRun(t testing.TB, yaml string, dev device.Config, eng engine.Options) *e
 	}
 	st := e2eNewStates()
 	cfg := Config{Path: path, Loaded: l, Load: opts, Device: dev, OnState: st.record, OnReady: st.onReady}
+	for _, edit := range edits {
+		edit(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg) }()

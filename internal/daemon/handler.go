@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"time"
 
 	"github.com/methodd/methodd/engine"
 	"github.com/methodd/methodd/internal/device"
@@ -18,7 +19,8 @@ type handler struct {
 	// at every call: the session's current one, which DPS provisioning
 	// may replace.
 	who    func() (deviceID, moduleID string)
-	onCall func() // called at the start of every call
+	onCall func()   // called at the start of every call
+	obs    Observer // told of every call answered
 }
 
 // HandleMethod runs r on the engine. The reply's buffer goes back to the
@@ -27,6 +29,7 @@ type handler struct {
 // starts its command) runs once it is published (device.Response.AfterSend).
 func (h handler) HandleMethod(ctx context.Context, r device.Request) device.Response {
 	h.onCall()
+	start := time.Now()
 	deviceID, moduleID := h.deviceID, h.moduleID
 	if h.who != nil {
 		deviceID, moduleID = h.who()
@@ -38,5 +41,6 @@ func (h handler) HandleMethod(ctx context.Context, r device.Request) device.Resp
 		ModuleID:  moduleID,
 		Payload:   r.Payload,
 	})
+	h.obs.CallDone(r.Method, h.eng.Knows(r.Method), rep.Status, time.Since(start))
 	return device.Response{Status: rep.Status, Payload: rep.Payload, Release: rep.Release, AfterSend: rep.After}
 }

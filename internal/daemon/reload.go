@@ -95,9 +95,15 @@ func newReloader(cfg Config, baseline []byte, eng *engine.Engine, sd *systemd, l
 	if err != nil {
 		return nil, err
 	}
-	report := cfg.OnReload
-	if report == nil {
-		report = func(ReloadResult) {}
+	onReload, obs := cfg.OnReload, cfg.Observer
+	if obs == nil {
+		obs = noObserver{}
+	}
+	report := func(res ReloadResult) {
+		reloadObserved(obs, res)
+		if onReload != nil {
+			onReload(res)
+		}
 	}
 	return &reloader{path: cfg.Path, load: cfg.Load, eng: eng, sd: sd, log: log, now: cfg.Now, w: w, report: report}, nil
 }

@@ -11,5 +11,5 @@ import (
 // deviceID (and moduleID, "" for a device identity). Many handlers may
 // share eng; a handler holds no other state.
 func NewHandler(eng *engine.Engine, deviceID, moduleID string) device.Handler {
-	return handler{eng: eng, deviceID: deviceID, moduleID: moduleID, onCall: func() {}}
+	return handler{eng: eng, deviceID: deviceID, moduleID: moduleID, onCall: func() {}, obs: noObserver{}}
 }

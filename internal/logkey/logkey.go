@@ -106,3 +106,8 @@ const (
 	Limit   = "limit"   // a configured bound
 	Refused = "refused" // how many were refused since the last line
 )
+
+// Keys of the metrics endpoint (`methodd run --metrics-addr`).
+const (
+	MetricsURL = "metricsUrl" // the URL Prometheus scrapes
+)
