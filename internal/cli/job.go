@@ -128,7 +128,7 @@ func (c *jobCmd) create(ctx context.Context, args []string) error {
 	fs.StringVar(&f.where, "where", "", "the devices: a query's WHERE condition (required), e.g. \"tags.site = 'a'\"")
 	fs.StringVar(&f.id, "id", "", "job id (default methodd-DATE-TIME-HEX)")
 	fs.StringVar(&f.start, "start", "", "start time: RFC 3339 or +DURATION from now (default now)")
-	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long the hub waits for each device's reply (5s..300s, whole seconds)")
+	durationVar(fs, &f.timeout, "timeout", 30*time.Second, "how long the hub waits for each device's reply (5s..300s, whole seconds)")
 	fs.BoolVar(&f.wait, "wait", false, "follow the job to its end and print its results")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -202,15 +202,16 @@ func (c *jobCmd) plan(f jobFlags, args []string) (jobPlan, error) {
 }
 
 // parseStart reads --start: "" is now (the zero time), "+DURATION" that
-// long after now, anything else an RFC 3339 time.
+// long after now (DURATION as parseDuration reads it), anything else an
+// RFC 3339 time.
 func parseStart(s string, now time.Time) (time.Time, error) {
 	switch {
 	case s == "":
 		return time.Time{}, nil
 	case strings.HasPrefix(s, "+"):
-		d, err := time.ParseDuration(s[1:])
+		d, err := parseDuration(s[1:])
 		if err != nil || d < 0 {
-			return time.Time{}, fmt.Errorf("%q: want +DURATION such as +10m or +1h30m", s)
+			return time.Time{}, fmt.Errorf("%q: want +DURATION such as +10m, +1h30m or +600 (seconds)", s)
 		}
 		return now.Add(d), nil
 	}
