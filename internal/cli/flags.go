@@ -13,9 +13,13 @@ import (
 
 // newFlagSet returns a ContinueOnError flag set whose usage text is the given
 // synopsis and examples followed by the flag defaults. Parse errors become
-// usage errors (exit 2).
+// usage errors (exit 2). When w is a *flagRecorder the flag set is also
+// handed to it (see completion.go).
 func newFlagSet(name, synopsis string, w io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	if r, ok := w.(*flagRecorder); ok {
+		r.sets = append(r.sets, fs)
+	}
 	fs.SetOutput(w)
 	fs.Usage = func() {
 		fmt.Fprintln(w, strings.TrimSpace(synopsis))
@@ -24,6 +28,13 @@ func newFlagSet(name, synopsis string, w io.Writer) *flag.FlagSet {
 	}
 	return fs
 }
+
+// flagRecorder is a Stderr that discards what is written to it and keeps
+// every flag set newFlagSet makes for it: completion runs each command with
+// -h on it and so sees the flags exactly as the command defines them.
+type flagRecorder struct{ sets []*flag.FlagSet }
+
+func (r *flagRecorder) Write(p []byte) (int, error) { return len(p), nil }
 
 // parseFlags parses args into fs; a flag error is a usage error, -h is flag.ErrHelp.
 func parseFlags(fs *flag.FlagSet, args []string) error {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -87,9 +88,7 @@ type jobFlags struct {
 
 // Run implements `methodd job`: it dispatches to the subcommand.
 func (c *jobCmd) Run(ctx context.Context, args []string) error {
-	subs := map[string]func(context.Context, []string) error{
-		"create": c.create, "show": c.show, "list": c.list, "cancel": c.cancel, "results": c.results,
-	}
+	subs := c.subs()
 	if len(args) == 0 {
 		fmt.Fprintln(c.env.Stderr, jobUsage)
 		return usageError("job: want a subcommand: create, show, list, cancel or results")
@@ -104,6 +103,16 @@ func (c *jobCmd) Run(ctx context.Context, args []string) error {
 	}
 	return usageError("job: unknown subcommand %q: want create, show, list, cancel or results", args[0])
 }
+
+// subs is the table of job's subcommands.
+func (c *jobCmd) subs() map[string]func(context.Context, []string) error {
+	return map[string]func(context.Context, []string) error{
+		"create": c.create, "show": c.show, "list": c.list, "cancel": c.cancel, "results": c.results,
+	}
+}
+
+// subcommands names job's subcommands (for completion).
+func (c *jobCmd) subcommands() []string { return slices.Sorted(maps.Keys(c.subs())) }
 
 // flagSet returns the flag set of a job subcommand with the hub flags.
 func (c *jobCmd) flagSet(cmd string, f *jobFlags) *flag.FlagSet {
