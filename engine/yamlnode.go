@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -208,15 +210,27 @@ func (l *loader) boolValue(n *yaml.Node, path string) (bool, bool) {
 	return b, true
 }
 
-// duration decodes a Go duration ("10s", "1m30s") that must be positive.
+// durationForms names the accepted ways to write a duration, for errors.
+const durationForms = "a number of seconds (60, 1.5) or a number with a unit, such as 10s, 500ms or 1m30s"
+
+// duration decodes a duration that must be positive: a Go duration string
+// ("10s", "1m30s") or a plain YAML number (int or float) of seconds
+// (60, 1.5). A quoted number is a string and is refused.
 func (l *loader) duration(n *yaml.Node, path string) (time.Duration, bool) {
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		l.errorf(n, path, "must be a duration such as 10s or 1m30s, got %s", describe(n))
+		l.errorf(n, path, "must be a duration: %s, got %s", durationForms, describe(n))
 		return 0, false
 	}
-	d, err := time.ParseDuration(n.Value)
+	var d time.Duration
+	var err error
+	if n.Tag == "!!int" || n.Tag == "!!float" {
+		d, err = secondsNode(n)
+	} else if d, err = time.ParseDuration(n.Value); err != nil {
+		l.errorf(n, path, "invalid duration %q: use %s", n.Value, durationForms)
+		return 0, false
+	}
 	if err != nil {
-		l.errorf(n, path, "invalid duration %q: use a number with a unit, such as 10s, 500ms or 1m30s", n.Value)
+		l.errorf(n, path, "invalid duration %q: %v; use %s", n.Value, err, durationForms)
 		return 0, false
 	}
 	if d <= 0 {
@@ -224,6 +238,21 @@ func (l *loader) duration(n *yaml.Node, path string) (time.Duration, bool) {
 		return 0, false
 	}
 	return d, true
+}
+
+// secondsNode converts a YAML int or float scalar of seconds to a
+// duration, rounded to the nanosecond; NaN, infinities and values past
+// time.Duration's range (about 292 years) are errors, never a wrap-around.
+func secondsNode(n *yaml.Node) (time.Duration, error) {
+	var sec float64
+	if err := n.Decode(&sec); err != nil {
+		return 0, errors.New("not a number")
+	}
+	ns := math.Round(sec * float64(time.Second))
+	if math.IsNaN(ns) || ns >= math.MaxInt64 || ns <= math.MinInt64 {
+		return 0, errors.New("out of range")
+	}
+	return time.Duration(ns), nil
 }
 
 // describe names a node for "got ..." messages.

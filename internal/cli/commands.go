@@ -23,16 +23,17 @@ type commandInfo struct {
 // package variable, so that nothing in the package is mutable state.
 func commands() map[string]commandInfo {
 	return map[string]commandInfo{
-		"run":      {"answer direct methods from handlers.yaml (the device daemon)", func(e Env) command { return &runCmd{env: e} }},
-		"invoke":   {"call a direct method through the IoT Hub service API", func(e Env) command { return &invokeCmd{env: e} }},
-		"twin":     {"show or update a device or module twin through the service API", func(e Env) command { return &twinCmd{env: e} }},
-		"query":    {"query device twins (SELECT * FROM devices WHERE ...), one JSON line each", func(e Env) command { return &queryCmd{env: e} }},
-		"job":      {"schedule a method or twin update on many devices as an IoT Hub job; show, list, cancel", func(e Env) command { return &jobCmd{env: e} }},
-		"simulate": {"run N simulated devices answering from a handlers file (a fleet to test against)", func(e Env) command { return &simulateCmd{env: e} }},
-		"hub":      {"run a local IoT-Hub-compatible endpoint (MQTT/TLS + REST)", func(e Env) command { return &hubCmd{env: e} }},
-		"check":    {"validate a handlers.yaml offline", func(e Env) command { return &checkCmd{env: e} }},
-		"call":     {"run one handler locally, without any hub", func(e Env) command { return &callCmd{env: e} }},
-		"version":  {"print the version", func(e Env) command { return &versionCmd{env: e} }},
+		"run":        {"answer direct methods from handlers.yaml (the device daemon)", func(e Env) command { return &runCmd{env: e} }},
+		"invoke":     {"call a direct method through the IoT Hub service API", func(e Env) command { return &invokeCmd{env: e} }},
+		"twin":       {"show or update a device or module twin through the service API", func(e Env) command { return &twinCmd{env: e} }},
+		"query":      {"query device twins (SELECT * FROM devices WHERE ...), one JSON line each", func(e Env) command { return &queryCmd{env: e} }},
+		"job":        {"schedule a method or twin update on many devices as an IoT Hub job; show, list, cancel", func(e Env) command { return &jobCmd{env: e} }},
+		"simulate":   {"run N simulated devices answering from a handlers file (a fleet to test against)", func(e Env) command { return &simulateCmd{env: e} }},
+		"hub":        {"run a local IoT-Hub-compatible endpoint (MQTT/TLS + REST)", func(e Env) command { return &hubCmd{env: e} }},
+		"check":      {"validate a handlers.yaml offline", func(e Env) command { return &checkCmd{env: e} }},
+		"call":       {"run one handler locally, without any hub", func(e Env) command { return &callCmd{env: e} }},
+		"version":    {"print the version", func(e Env) command { return &versionCmd{env: e} }},
+		"completion": {"print a bash, zsh or fish completion script", func(e Env) command { return &completionCmd{env: e} }},
 	}
 }
 

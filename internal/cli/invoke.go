@@ -81,8 +81,8 @@ func (c *invokeCmd) Run(ctx context.Context, args []string) error {
 	var f invokeFlags
 	fs := newFlagSet("invoke", invokeUsage, c.env.Stderr)
 	addHubFlags(fs, &f.hub, c.env.Stderr)
-	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long the hub waits for the device's reply (5s..300s, whole seconds)")
-	fs.DurationVar(&f.connectTimeout, "connect-timeout", 0, "how long the hub waits for an offline device to connect (0s..300s, whole seconds)")
+	durationVar(fs, &f.timeout, "timeout", 30*time.Second, "how long the hub waits for the device's reply (5s..300s, whole seconds)")
+	durationVar(fs, &f.connectTimeout, "connect-timeout", 0, "how long the hub waits for an offline device to connect (0s..300s, whole seconds)")
 	fs.StringVar(&f.output, "o", "json", "output: json, pretty or payload")
 	fs.StringVar(&f.devicesFile, "devices-file", "", "call every device listed in FILE (- for standard input) instead of DEVICE")
 	fs.Func("where", "call every device whose twin satisfies this query `CONDITION` (e.g. \"tags.site = 'a'\"; '*': all) instead of DEVICE", func(v string) error {

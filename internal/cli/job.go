@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -87,9 +88,7 @@ type jobFlags struct {
 
 // Run implements `methodd job`: it dispatches to the subcommand.
 func (c *jobCmd) Run(ctx context.Context, args []string) error {
-	subs := map[string]func(context.Context, []string) error{
-		"create": c.create, "show": c.show, "list": c.list, "cancel": c.cancel, "results": c.results,
-	}
+	subs := c.subs()
 	if len(args) == 0 {
 		fmt.Fprintln(c.env.Stderr, jobUsage)
 		return usageError("job: want a subcommand: create, show, list, cancel or results")
@@ -104,6 +103,16 @@ func (c *jobCmd) Run(ctx context.Context, args []string) error {
 	}
 	return usageError("job: unknown subcommand %q: want create, show, list, cancel or results", args[0])
 }
+
+// subs is the table of job's subcommands.
+func (c *jobCmd) subs() map[string]func(context.Context, []string) error {
+	return map[string]func(context.Context, []string) error{
+		"create": c.create, "show": c.show, "list": c.list, "cancel": c.cancel, "results": c.results,
+	}
+}
+
+// subcommands names job's subcommands (for completion).
+func (c *jobCmd) subcommands() []string { return slices.Sorted(maps.Keys(c.subs())) }
 
 // flagSet returns the flag set of a job subcommand with the hub flags.
 func (c *jobCmd) flagSet(cmd string, f *jobFlags) *flag.FlagSet {
@@ -128,7 +137,7 @@ func (c *jobCmd) create(ctx context.Context, args []string) error {
 	fs.StringVar(&f.where, "where", "", "the devices: a query's WHERE condition (required), e.g. \"tags.site = 'a'\"")
 	fs.StringVar(&f.id, "id", "", "job id (default methodd-DATE-TIME-HEX)")
 	fs.StringVar(&f.start, "start", "", "start time: RFC 3339 or +DURATION from now (default now)")
-	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long the hub waits for each device's reply (5s..300s, whole seconds)")
+	durationVar(fs, &f.timeout, "timeout", 30*time.Second, "how long the hub waits for each device's reply (5s..300s, whole seconds)")
 	fs.BoolVar(&f.wait, "wait", false, "follow the job to its end and print its results")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -202,15 +211,16 @@ func (c *jobCmd) plan(f jobFlags, args []string) (jobPlan, error) {
 }
 
 // parseStart reads --start: "" is now (the zero time), "+DURATION" that
-// long after now, anything else an RFC 3339 time.
+// long after now (DURATION as parseDuration reads it), anything else an
+// RFC 3339 time.
 func parseStart(s string, now time.Time) (time.Time, error) {
 	switch {
 	case s == "":
 		return time.Time{}, nil
 	case strings.HasPrefix(s, "+"):
-		d, err := time.ParseDuration(s[1:])
+		d, err := parseDuration(s[1:])
 		if err != nil || d < 0 {
-			return time.Time{}, fmt.Errorf("%q: want +DURATION such as +10m or +1h30m", s)
+			return time.Time{}, fmt.Errorf("%q: want +DURATION such as +10m, +1h30m or +600 (seconds)", s)
 		}
 		return now.Add(d), nil
 	}

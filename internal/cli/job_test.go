@@ -43,6 +43,8 @@ func TestParseStart(t *testing.T) {
 		{"+10m", now.Add(10 * time.Minute)},
 		{"+1h30m", now.Add(90 * time.Minute)},
 		{"+0s", now},
+		{"+600", now.Add(10 * time.Minute)},
+		{"+1.5", now.Add(1500 * time.Millisecond)},
 		{"2026-12-01T08:00:00Z", time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)},
 		{"2026-12-01T09:00:00+01:00", time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)},
 	}
@@ -52,7 +54,7 @@ func TestParseStart(t *testing.T) {
 			t.Errorf("parseStart(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
 		}
 	}
-	for _, in := range []string{"10m", "+", "+x", "+-5m", "2026-12-01", "2026-12-01T08:00:00", "tomorrow"} {
+	for _, in := range []string{"10m", "+", "+x", "+-5m", "+-5", "+1e3", "2026-12-01", "2026-12-01T08:00:00", "tomorrow"} {
 		if _, err := parseStart(in, now); err == nil {
 			t.Errorf("parseStart(%q): got no error", in)
 		}

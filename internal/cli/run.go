@@ -184,8 +184,8 @@ func (c *runCmd) parse(args []string) (runFlags, error) {
 	fs.StringVar(&f.id.device, "device", defaultHubDevice, "identity ID or ID/MODULE to register and use with --local")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.DurationVar(&f.drainTimeout, "drain-timeout", defaultDrainTimeout, "at shutdown, how long running calls may finish")
-	fs.DurationVar(&f.sasTTL, "sas-ttl", 0, "SAS token lifetime, overriding connection.sas_ttl (at least 5s; renewed at ~80%)")
+	durationVar(fs, &f.drainTimeout, "drain-timeout", defaultDrainTimeout, "at shutdown, how long running calls may finish")
+	durationVar(fs, &f.sasTTL, "sas-ttl", 0, "SAS token lifetime, overriding connection.sas_ttl (at least 5s; renewed at ~80%)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://HOST:PORT/metrics (off when empty)")
 	if err := parseFlags(fs, args); err != nil {
 		return f, err

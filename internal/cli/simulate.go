@@ -163,8 +163,8 @@ func (c *simulateCmd) parse(args []string) (simulateFlags, error) {
 	fs.IntVar(&f.connects, "connects", defaultSimConnects, "connection attempts in flight while the devices start")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", simulateDefaultLogLvl, "log level: debug, info, warn or error")
-	fs.DurationVar(&f.drainTimeout, "drain-timeout", defaultDrainTimeout, "at shutdown, how long running calls may finish")
-	fs.DurationVar(&f.sasTTL, "sas-ttl", 0, "SAS token lifetime, overriding connection.sas_ttl (at least 5s; renewed at ~80%)")
+	durationVar(fs, &f.drainTimeout, "drain-timeout", defaultDrainTimeout, "at shutdown, how long running calls may finish")
+	durationVar(fs, &f.sasTTL, "sas-ttl", 0, "SAS token lifetime, overriding connection.sas_ttl (at least 5s; renewed at ~80%)")
 	if err := parseFlags(fs, args); err != nil {
 		return f, err
 	}

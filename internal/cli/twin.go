@@ -8,7 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 
 	"github.com/methodd/methodd/invoke"
 	"github.com/methodd/methodd/iothub"
@@ -73,11 +75,10 @@ func (c *twinCmd) Run(ctx context.Context, args []string) error {
 		fmt.Fprintln(c.env.Stderr, twinUsage)
 		return usageError("twin: want a subcommand: show or update")
 	}
+	if run, ok := c.subs()[args[0]]; ok {
+		return run(ctx, args[1:])
+	}
 	switch args[0] {
-	case "show":
-		return c.show(ctx, args[1:])
-	case "update":
-		return c.update(ctx, args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(c.env.Stderr, twinUsage)
 		return flag.ErrHelp
@@ -86,6 +87,14 @@ func (c *twinCmd) Run(ctx context.Context, args []string) error {
 		return usageError("twin: unknown subcommand %q: want show or update", args[0])
 	}
 }
+
+// subs is the table of twin's subcommands.
+func (c *twinCmd) subs() map[string]func(context.Context, []string) error {
+	return map[string]func(context.Context, []string) error{"show": c.show, "update": c.update}
+}
+
+// subcommands names twin's subcommands (for completion).
+func (c *twinCmd) subcommands() []string { return slices.Sorted(maps.Keys(c.subs())) }
 
 // show implements `methodd twin show`.
 func (c *twinCmd) show(ctx context.Context, args []string) error {

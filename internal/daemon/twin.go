@@ -310,10 +310,10 @@ func (r *twinReporter) report(ctx context.Context, target propertyReporter) {
 			r.log.Debug("twin report waits for the next connection", logkey.Err, err)
 			return
 		case !warned:
-			r.log.Warn("twin report failed; retrying", logkey.Err, err, logkey.RetryIn, delay)
+			r.log.Warn("twin report failed; retrying", logkey.Err, err, logkey.RetryInMs, delay.Milliseconds())
 			warned = true
 		default:
-			r.log.Debug("twin report failed again; retrying", logkey.Err, err, logkey.RetryIn, delay)
+			r.log.Debug("twin report failed again; retrying", logkey.Err, err, logkey.RetryInMs, delay.Milliseconds())
 		}
 		if !r.backOff(ctx, delay) {
 			return

@@ -34,7 +34,7 @@ func (p *provisioner) run(ctx context.Context) (Assignment, error) {
 			if retries++; retries > dpsMaxRetries {
 				return Assignment{}, provisionError(r)
 			}
-			p.log.Info("dps busy, retrying", logkey.Status, r.status, logkey.RetryIn, retryDelay(r.retryAfter), logkey.Attempt, retries)
+			p.log.Info("dps busy, retrying", logkey.Status, r.status, logkey.RetryInMs, retryDelay(r.retryAfter).Milliseconds(), logkey.Attempt, retries)
 			if !sleep(ctx, retryDelay(r.retryAfter)) {
 				return Assignment{}, ctx.Err()
 			}

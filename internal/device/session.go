@@ -168,11 +168,11 @@ func (s *Session) loop(ctx context.Context) *conn {
 		}
 		delay := s.backoff.delay(failures)
 		failures++
-		s.log.Warn("connection lost", logkey.Conn, id, logkey.Err, cur.lostErr, logkey.RetryIn, delay)
+		s.log.Warn("connection lost", logkey.Conn, id, logkey.Err, cur.lostErr, logkey.RetryInMs, delay.Milliseconds())
 		dup, logDup := dups.lost(upAt, s.cfg.Now())
 		if logDup {
 			s.log.Warn("another client is probably connected with this identity (the hub drops this connection seconds after each connect): stop the other one or give each gateway its own identity",
-				logkey.Identity, s.Identity().ClientID(), logkey.Drops, len(dups.drops), logkey.Window, dupWindow)
+				logkey.Identity, s.Identity().ClientID(), logkey.Drops, len(dups.drops), logkey.WindowMs, dupWindow.Milliseconds())
 		}
 		s.emit(State{Kind: Disconnected, Conn: id, Err: cur.lostErr, RetryIn: delay, Duplicate: dup})
 		if !sleep(ctx, delay) {
@@ -189,14 +189,14 @@ func (s *Session) logConnectFailed(f *failTracker, id uint64, renewal bool, err 
 	switch f.observe(err, s.cfg.Now()) {
 	case "first":
 		if f.cause != "" {
-			s.log.Warn("connect failed", logkey.Conn, id, logkey.Renewal, renewal, logkey.Err, err, logkey.Cause, f.cause, logkey.RetryIn, delay)
+			s.log.Warn("connect failed", logkey.Conn, id, logkey.Renewal, renewal, logkey.Err, err, logkey.Cause, f.cause, logkey.RetryInMs, delay.Milliseconds())
 			return
 		}
-		s.log.Warn("connect failed", logkey.Conn, id, logkey.Renewal, renewal, logkey.Err, err, logkey.RetryIn, delay)
+		s.log.Warn("connect failed", logkey.Conn, id, logkey.Renewal, renewal, logkey.Err, err, logkey.RetryInMs, delay.Milliseconds())
 	case "summary":
-		s.log.Warn("connect still failing", logkey.Cause, f.cause, logkey.Attempts, f.attempts, logkey.Since, f.since, logkey.RetryIn, delay)
+		s.log.Warn("connect still failing", logkey.Cause, f.cause, logkey.Attempts, f.attempts, logkey.Since, f.since, logkey.RetryInMs, delay.Milliseconds())
 	default:
-		s.log.Debug("connect failed", logkey.Conn, id, logkey.Renewal, renewal, logkey.Err, err, logkey.RetryIn, delay)
+		s.log.Debug("connect failed", logkey.Conn, id, logkey.Renewal, renewal, logkey.Err, err, logkey.RetryInMs, delay.Milliseconds())
 	}
 }
 
@@ -344,14 +344,14 @@ func (s *Session) drain(c *conn, cancelHandlers context.CancelFunc) {
 	select {
 	case <-done:
 	case <-t.C:
-		s.log.Warn("drain timeout: cancelling running calls", logkey.Timeout, s.cfg.DrainTimeout)
+		s.log.Warn("drain timeout: cancelling running calls", logkey.TimeoutMs, s.cfg.DrainTimeout.Milliseconds())
 		cancelHandlers()
 		g := time.NewTimer(drainGrace)
 		defer g.Stop()
 		select {
 		case <-done:
 		case <-g.C:
-			s.log.Error("calls still running after cancellation; giving up on them", logkey.Grace, drainGrace)
+			s.log.Error("calls still running after cancellation; giving up on them", logkey.GraceMs, drainGrace.Milliseconds())
 		}
 	}
 	if c != nil && c.client != nil {

@@ -126,7 +126,7 @@ func TestCertificateErrorLoggedOncePerCause(t *testing.T) {
 	stop()
 	// Every failed attempt is a record with its back-off; one of them at
 	// Warn (the first, with its cause), the others below it.
-	warned := logs.matching(slog.LevelWarn, map[string]any{logkey.RetryIn: nil, logkey.Err: nil})
+	warned := logs.matching(slog.LevelWarn, map[string]any{logkey.RetryInMs: nil, logkey.Err: nil})
 	if len(warned) != 1 {
 		t.Fatalf("%d Warn records of failed attempts for one unchanged certificate error, want 1", len(warned))
 	}
@@ -134,7 +134,7 @@ func TestCertificateErrorLoggedOncePerCause(t *testing.T) {
 	if err, _ := attr(warned[0], logkey.Err).(error); !errors.As(err, &ua) || attr(warned[0], logkey.Cause) == nil {
 		t.Errorf("the Warn record's error %v, cause %v: want the unknown authority and its cause", attr(warned[0], logkey.Err), attr(warned[0], logkey.Cause))
 	}
-	if quiet := logs.matching(slog.LevelDebug, map[string]any{logkey.RetryIn: nil, logkey.Err: nil}); len(quiet) < 4 {
+	if quiet := logs.matching(slog.LevelDebug, map[string]any{logkey.RetryInMs: nil, logkey.Err: nil}); len(quiet) < 4 {
 		t.Errorf("%d Debug records of the other failed attempts, want at least 4", len(quiet))
 	}
 }

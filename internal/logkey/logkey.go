@@ -4,6 +4,11 @@
 // as the code changes. It holds constants only and imports nothing.
 //
 // A key here is part of the log's contract: rename none; add freely.
+//
+// A time span is logged as an int64 count of milliseconds under a key that
+// ends in "Ms" (DurationMs, RetryInMs, ...), never as a time.Duration: the
+// JSON handler would print that as nanoseconds. (retryIn, timeout, grace and
+// window were such durations; their Ms keys replaced them.)
 package logkey
 
 // Keys shared by several components.
@@ -38,13 +43,13 @@ const (
 	ExitCode     = "exitCode"     // a command's exit status
 	Transport    = "transport"    // mqtt or mqtt-ws
 	Renewal      = "renewal"      // a connection that renews the SAS token
-	RetryIn      = "retryIn"      // the back-off before the next attempt
+	RetryInMs    = "retryInMs"    // the back-off before the next attempt, in milliseconds
 	TokenExpiry  = "tokenExpiry"  // when the SAS token expires
 	Subscription = "subscription" // the topic filter subscribed
 	Topic        = "topic"        // an MQTT topic
 	Bytes        = "bytes"        // a size in bytes
-	Timeout      = "timeout"      // a bound that was reached
-	Grace        = "grace"        // a grace period
+	TimeoutMs    = "timeoutMs"    // a time bound that was reached, in milliseconds
+	GraceMs      = "graceMs"      // a grace period, in milliseconds
 	Expiry       = "expiry"       // an expiry time
 	Payload      = "payload"      // a payload, at Debug only
 	Reply        = "reply"        // a reply payload, at Debug only
@@ -98,7 +103,7 @@ const (
 	Attempts = "attempts" // how many attempts failed with it
 	Since    = "since"    // when that started
 	Drops    = "drops"    // connections dropped right after connecting
-	Window   = "window"   // the window they were counted in
+	WindowMs = "windowMs" // the window they were counted in, in milliseconds
 )
 
 // Keys of the local hub's admission control.

@@ -47,6 +47,9 @@ func TestLogKeysAreConstants(t *testing.T) {
 		for _, pos := range literalKeys(f) {
 			t.Errorf("%s: a log attribute key is a string literal; use a logkey constant", fset.Position(pos))
 		}
+		for _, pos := range durationAttrs(f) {
+			t.Errorf("%s: slog.Duration prints nanoseconds in JSON logs; log d.Milliseconds() under a logkey ...Ms key", fset.Position(pos))
+		}
 		return nil
 	})
 	if err != nil {
@@ -98,6 +101,22 @@ func literalKeys(f *ast.File) []token.Pos {
 	return out
 }
 
+// durationAttrs returns the positions of slog.Duration calls in f. A
+// time.Duration passed as a plain key/value argument needs type information
+// to be seen and is not found here.
+func durationAttrs(f *ast.File) []token.Pos {
+	var out []token.Pos
+	ast.Inspect(f, func(n ast.Node) bool {
+		if sel, ok := n.(*ast.SelectorExpr); ok {
+			if pkg, ok := sel.X.(*ast.Ident); ok && pkg.Name == "slog" && sel.Sel.Name == "Duration" {
+				out = append(out, sel.Pos())
+			}
+		}
+		return true
+	})
+	return out
+}
+
 func isStringLit(e ast.Expr) bool {
 	lit, ok := e.(*ast.BasicLit)
 	if !ok || lit.Kind != token.STRING {
@@ -138,5 +157,23 @@ func f() {
 	}
 	if got := len(literalKeys(f)); got != 5 {
 		t.Errorf("found %d literal keys, want 5", got)
+	}
+}
+
+// TestDurationAttrsFindsDurations: the checker finds slog.Duration and
+// nothing else.
+func TestDurationAttrsFindsDurations(t *testing.T) {
+	src := `package p
+func f() {
+	log.Info("msg", slog.Duration(logkey.Grace, d), slog.Int64(logkey.GraceMs, d.Milliseconds()))
+	log.LogAttrs(ctx, lv, "msg", slog.Duration(k, time.Second))
+	other.Duration(1)
+}`
+	f, err := parser.ParseFile(token.NewFileSet(), "p.go", src, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(durationAttrs(f)); got != 2 {
+		t.Errorf("found %d slog.Duration calls, want 2", got)
 	}
 }
