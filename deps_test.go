@@ -41,6 +41,7 @@ var allowedImports = map[string][]string{
 	"test/bench":          {"iothub", "internal/localhub", "internal/procstat", "internal/testkit"},
 	"test/conformance":    {},
 	"test/reliability":    {},
+	"test/packaging":      {},
 }
 
 // forbiddenStd lists standard packages a module package must not import.

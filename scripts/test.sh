@@ -11,9 +11,16 @@ step "install test tools"
 if [ -f test/conformance/package-lock.json ]; then
   npm ci --prefix test/conformance --no-audit --no-fund --loglevel=error
 fi
-# systemd-analyze verifies the shipped unit file (Debian's systemd package).
-if ! command -v systemd-analyze >/dev/null 2>&1; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null
+# Debian packages, installed when missing (one apt-get update for all):
+# systemd-analyze verifies the shipped unit file, and its systemd-sysusers
+# creates the user when test/packaging installs the .deb into a throwaway
+# root; dpkg-deb, dpkg and lintian check that .deb (lintian: ~30 s here).
+apt_pkgs=()
+command -v systemd-analyze >/dev/null 2>&1 || apt_pkgs+=(systemd)
+command -v dpkg-deb >/dev/null 2>&1 || apt_pkgs+=(dpkg)
+command -v lintian >/dev/null 2>&1 || apt_pkgs+=(lintian)
+if [ ${#apt_pkgs[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
 fi
 
 # staticcheck, pinned: a version that understands Go 1.26.
