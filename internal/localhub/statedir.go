@@ -13,8 +13,9 @@ import (
 
 // lockFile is the state-directory file a running hub holds an exclusive
 // lock on (tryLock: flock(2), LockFileEx on Windows) for its lifetime; it
-// holds the holder's pid, command line and start time (Holder). The lock, not the file, says whether a hub runs: the
-// kernel drops it when the process dies, SIGKILL included.
+// holds the holder's pid, command line and start time (Holder). The lock,
+// not the file, says whether a hub runs: the kernel drops it when the
+// process dies, SIGKILL included.
 const lockFile = "hub.lock"
 
 // ErrDirLocked is returned by Start when another hub (methodd hub or run
