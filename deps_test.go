@@ -22,7 +22,7 @@ var allowedImports = map[string][]string{
 	"internal/handlersfile": {"engine", "internal/confperm"},
 	"internal/provision":    {"iothub", "internal/device", "internal/logkey"},
 	"invoke":                {"iothub"},
-	"internal/localhub":     {"iothub", "internal/logkey", "internal/twindoc", "internal/twinquery", "github.com/mochi-mqtt/server/v2", "github.com/gorilla/websocket", "golang.org/x/sys/unix"},
+	"internal/localhub":     {"iothub", "internal/logkey", "internal/twindoc", "internal/twinquery", "github.com/mochi-mqtt/server/v2", "github.com/gorilla/websocket", "golang.org/x/sys/unix", "golang.org/x/sys/windows"},
 	"internal/twindoc":      {"iothub"},
 	"internal/twinquery":    {},
 	"internal/device":       {"iothub", "internal/logkey", "github.com/eclipse/paho.mqtt.golang"},

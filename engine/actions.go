@@ -51,7 +51,7 @@ func (l *loader) parseActions(m *method, by map[string]field, path string) {
 	if f, ok := by["limits"]; ok {
 		m.cmd.limits = l.parseLimits(f.val, join(path, "limits"))
 		if m.cmd.runAs != nil && m.cmd.limits != nil {
-			if msg := canLimit(m.cmd.runAs, systemAccounts()); msg != "" {
+			if msg := canLimitHere(m.cmd.runAs); msg != "" {
 				l.errorf(f.keyNode, join(path, "limits"), "%s", msg)
 			}
 		}

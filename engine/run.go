@@ -24,8 +24,13 @@ func (s *Set) runCommand(ctx context.Context, m *method, r Request, raw []byte, 
 
 // prepare renders the command of m for one call: argv, the environment,
 // the program's path and the method's run_as and limits. A failure is
-// the reply to send instead (ok false).
+// the reply to send instead (ok false); off Linux every command fails
+// here, as one that cannot start (ErrCommandsLinuxOnly).
 func (s *Set) prepare(m *method, r Request, raw []byte, params, env map[string]any) (procSpec, Reply, bool) {
+	if err := commandsSupported(); err != nil {
+		_, rep, _ := commandOutcome(m, procResult{}, err)
+		return procSpec{}, rep, false
+	}
 	c := m.cmd
 	argv, err := c.argv(&s.eval, env)
 	if err != nil {

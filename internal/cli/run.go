@@ -86,6 +86,9 @@ type runFlags struct {
 // request. An invalid config prints its diagnostics and exits 2; an unsafe
 // one exits 1.
 func (c *runCmd) Run(ctx context.Context, args []string) error {
+	if err := daemonSupported(); err != nil {
+		return err
+	}
 	f, err := c.parse(args)
 	if err != nil {
 		return err

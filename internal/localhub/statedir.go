@@ -8,16 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // lockFile is the state-directory file a running hub holds an exclusive
-// flock(2) on for its lifetime; it holds the holder's pid, command line and
-// start time (Holder). The lock, not the file, says whether a hub runs: the
-// kernel drops it when the process dies, SIGKILL included.
+// lock on (tryLock: flock(2), LockFileEx on Windows) for its lifetime; it
+// holds the holder's pid, command line and start time (Holder). The lock,
+// not the file, says whether a hub runs: the kernel drops it when the
+// process dies, SIGKILL included.
 const lockFile = "hub.lock"
 
 // ErrDirLocked is returned by Start when another hub (methodd hub or run
@@ -63,15 +61,15 @@ func lockStateDir(dir string, now time.Time) (*stateLock, error) {
 	}
 	deadline := time.Now().Add(lockWait)
 	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil || !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+		err = tryLock(f, true)
+		if err == nil || !lockHeld(err) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	if err != nil {
 		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
+		if lockHeld(err) {
 			return nil, fmt.Errorf("localhub: %w: %s is held by %s; stop that hub or give another --dir", ErrDirLocked, dir, readHolder(path))
 		}
 		return nil, fmt.Errorf("localhub: lock %s: %w", path, err)
@@ -94,7 +92,7 @@ func (l *stateLock) release() {
 	if l == nil || l.f == nil {
 		return
 	}
-	_ = unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
+	_ = unlock(l.f)
 	l.f.Close()
 	l.f = nil
 }
@@ -124,34 +122,15 @@ func Running(dir string) (running bool, last Holder, err error) {
 	}
 	defer f.Close()
 	last = readHolder(path)
-	switch err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); {
+	switch err := tryLock(f, false); {
 	case err == nil:
-		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		_ = unlock(f)
 		return false, last, nil
-	case errors.Is(err, unix.EWOULDBLOCK):
+	case lockHeld(err):
 		return true, last, nil
 	default:
 		return false, last, fmt.Errorf("localhub: probe %s: %w", path, err)
 	}
-}
-
-// checkPrivate refuses path unless it is owned by the effective user and
-// not writable by group or others. Symbolic links are refused too.
-func checkPrivate(dir, path string, fi fs.FileInfo) error {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil // not a Unix file system: nothing to check
-	}
-	euid := os.Geteuid()
-	switch {
-	case fi.Mode()&fs.ModeSymlink != 0:
-		return fmt.Errorf("localhub: %w: %s is a symbolic link; remove it", ErrDirUnsafe, path)
-	case int(st.Uid) != euid:
-		return fmt.Errorf("localhub: %w: %s is owned by uid %d, not the running user (uid %d); fix with `chown -R %d %s`", ErrDirUnsafe, path, st.Uid, euid, euid, dir)
-	case fi.Mode().Perm()&0o022 != 0:
-		return fmt.Errorf("localhub: %w: %s is writable by group or others (mode %04o); fix with `chmod -R go-w %s` (the hub creates it 0700)", ErrDirUnsafe, path, fi.Mode().Perm(), dir)
-	}
-	return nil
 }
 
 // openStateDir creates DIR when missing (0700), refuses it unless private,

@@ -58,7 +58,7 @@ const tailKeep = 8 << 10
 func startProc(spec procSpec) (*proc, error) {
 	cmd := exec.Command(spec.path, spec.args...)
 	cmd.Env, cmd.Dir = spec.env, spec.dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a ^C to the harness is not the device's
+	cmd.SysProcAttr = ownGroup() // a ^C to the harness is not the device's
 	p := &proc{name: spec.name, cmd: cmd, ready: make(chan struct{}), exited: make(chan struct{})}
 	p.tail.keep = tailKeep
 	var err error

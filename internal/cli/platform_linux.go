@@ -1,0 +1,4 @@
+package cli
+
+// daemonSupported is nil: the device daemon (methodd run) runs on Linux.
+func daemonSupported() error { return nil }
