@@ -34,6 +34,7 @@ type Metrics struct {
 	reloadOK   *Gauge
 	reloadAt   *Gauge
 	tasks      atomic.Pointer[func() int] // set by TasksRunning
+	statuses   [600 - 100]string          // "100".."599", so CallDone allocates nothing
 }
 
 // New registers the daemon's metrics, methodd_build_info (version as
@@ -55,6 +56,9 @@ func New(reg *Registry, version string) (*Metrics, error) {
 			"Whether the last reload of the handlers file was applied (1) or rejected or refused (0)."),
 		reloadAt: NewGauge("methodd_config_last_reload_success_timestamp_seconds",
 			"When the handlers file serving now was loaded (Unix time)."),
+	}
+	for i := range m.statuses {
+		m.statuses[i] = strconv.Itoa(100 + i)
 	}
 	tasks := NewGaugeFunc("methodd_tasks_running",
 		"Tasks of async methods running now (0 without async methods).", m.runningTasks)
@@ -95,16 +99,16 @@ func (m *Metrics) CallDone(method string, known bool, status int, d time.Duratio
 	if !known {
 		method = UnknownMethod
 	}
-	m.calls.Inc(method, statusLabel(status))
+	m.calls.Inc(method, m.statusLabel(status))
 	m.duration.Observe(d.Seconds(), method)
 }
 
 // statusLabel is status in decimal, or OtherStatus outside 100..599.
-func statusLabel(status int) string {
+func (m *Metrics) statusLabel(status int) string {
 	if status < 100 || status > 599 {
 		return OtherStatus
 	}
-	return strconv.Itoa(status)
+	return m.statuses[status-100]
 }
 
 // Connected sets methodd_connected to 1 (up) or 0.
