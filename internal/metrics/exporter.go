@@ -4,8 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Exporter is one daemon's Metrics on a Registry of their own, served over
@@ -19,7 +17,7 @@ type Exporter struct {
 // Start registers a daemon's metrics (New, with version) on a new Registry
 // and serves it on addr (Serve). It fails when addr cannot be listened on.
 func Start(addr, version string, log *slog.Logger) (*Exporter, error) {
-	reg := prometheus.NewRegistry()
+	reg := NewRegistry()
 	m, err := New(reg, version)
 	if err != nil {
 		return nil, err

@@ -1,15 +1,11 @@
 package metrics
 
 import (
-	"fmt"
 	"runtime"
 	"runtime/debug"
 	"strconv"
 	"sync/atomic"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // Label values that stand for many.
@@ -31,58 +27,47 @@ var DurationBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 // Metrics are one daemon's metrics. It implements daemon.Observer; its
 // methods are safe for concurrent use and never block.
 type Metrics struct {
-	calls      *prometheus.CounterVec
-	duration   *prometheus.HistogramVec
-	connected  prometheus.Gauge
-	reconnects prometheus.Counter
-	reloadOK   prometheus.Gauge
-	reloadAt   prometheus.Gauge
+	calls      *CounterVec
+	duration   *HistogramVec
+	connected  *Gauge
+	reconnects *Counter
+	reloadOK   *Gauge
+	reloadAt   *Gauge
 	tasks      atomic.Pointer[func() int] // set by TasksRunning
+	statuses   [600 - 100]string          // "100".."599", so CallDone allocates nothing
 }
 
 // New registers the daemon's metrics, methodd_build_info (version as
 // given, "(devel)" when empty) and the Go and process collectors on reg.
 // It fails when reg already holds any of them.
-func New(reg *prometheus.Registry, version string) (*Metrics, error) {
+func New(reg *Registry, version string) (*Metrics, error) {
 	m := &Metrics{
-		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "methodd_calls_total",
-			Help: "Method calls answered, by method and reply status. Methods the active handlers do not have count as method=\"(unknown)\".",
-		}, []string{"method", "status"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "methodd_call_duration_seconds",
-			Help:    "Time from a method call's arrival to its reply, by method.",
-			Buckets: DurationBuckets,
-		}, []string{"method"}),
-		connected: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "methodd_connected",
-			Help: "1 while the MQTT session to IoT Hub is connected and subscribed, else 0.",
-		}),
-		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "methodd_reconnects_total",
-			Help: "Times the session connected again after its connection was lost (SAS token renewals excluded).",
-		}),
-		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "methodd_config_last_reload_successful",
-			Help: "Whether the last reload of the handlers file was applied (1) or rejected or refused (0).",
-		}),
-		reloadAt: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "methodd_config_last_reload_success_timestamp_seconds",
-			Help: "When the handlers file serving now was loaded (Unix time).",
-		}),
+		calls: NewCounterVec("methodd_calls_total",
+			"Method calls answered, by method and reply status. Methods the active handlers do not have count as method=\"(unknown)\".",
+			"method", "status"),
+		duration: NewHistogramVec("methodd_call_duration_seconds",
+			"Time from a method call's arrival to its reply, by method.",
+			DurationBuckets, "method"),
+		connected: NewGauge("methodd_connected",
+			"1 while the MQTT session to IoT Hub is connected and subscribed, else 0."),
+		reconnects: NewCounter("methodd_reconnects_total",
+			"Times the session connected again after its connection was lost (SAS token renewals excluded)."),
+		reloadOK: NewGauge("methodd_config_last_reload_successful",
+			"Whether the last reload of the handlers file was applied (1) or rejected or refused (0)."),
+		reloadAt: NewGauge("methodd_config_last_reload_success_timestamp_seconds",
+			"When the handlers file serving now was loaded (Unix time)."),
 	}
-	tasks := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "methodd_tasks_running",
-		Help: "Tasks of async methods running now (0 without async methods).",
-	}, m.runningTasks)
-	for _, c := range []prometheus.Collector{
+	for i := range m.statuses {
+		m.statuses[i] = strconv.Itoa(100 + i)
+	}
+	tasks := NewGaugeFunc("methodd_tasks_running",
+		"Tasks of async methods running now (0 without async methods).", m.runningTasks)
+	for _, c := range []Collector{
 		m.calls, m.duration, m.connected, m.reconnects, m.reloadOK, m.reloadAt, tasks,
-		buildInfo(version),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo(version), goCollector{}, processCollector{},
 	} {
 		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("metrics: register: %w", err)
+			return nil, err
 		}
 	}
 	return m, nil
@@ -90,7 +75,7 @@ func New(reg *prometheus.Registry, version string) (*Metrics, error) {
 
 // buildInfo is methodd_build_info{version,goversion,revision} = 1; revision
 // is the VCS revision the binary was built from, "" when unknown.
-func buildInfo(version string) prometheus.Collector {
+func buildInfo(version string) *Gauge {
 	if version == "" {
 		version = "(devel)"
 	}
@@ -102,11 +87,8 @@ func buildInfo(version string) prometheus.Collector {
 			}
 		}
 	}
-	g := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name:        "methodd_build_info",
-		Help:        "Always 1; its labels name the build of methodd running.",
-		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version(), "revision": revision},
-	})
+	g := NewGauge("methodd_build_info", "Always 1; its labels name the build of methodd running.",
+		Label{"version", version}, Label{"goversion", runtime.Version()}, Label{"revision", revision})
 	g.Set(1)
 	return g
 }
@@ -117,16 +99,16 @@ func (m *Metrics) CallDone(method string, known bool, status int, d time.Duratio
 	if !known {
 		method = UnknownMethod
 	}
-	m.calls.WithLabelValues(method, statusLabel(status)).Inc()
-	m.duration.WithLabelValues(method).Observe(d.Seconds())
+	m.calls.Inc(method, m.statusLabel(status))
+	m.duration.Observe(d.Seconds(), method)
 }
 
 // statusLabel is status in decimal, or OtherStatus outside 100..599.
-func statusLabel(status int) string {
+func (m *Metrics) statusLabel(status int) string {
 	if status < 100 || status > 599 {
 		return OtherStatus
 	}
-	return strconv.Itoa(status)
+	return m.statuses[status-100]
 }
 
 // Connected sets methodd_connected to 1 (up) or 0.

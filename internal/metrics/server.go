@@ -9,9 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/methodd/methodd/internal/logkey"
 )
 
@@ -22,6 +19,8 @@ const (
 	writeTimeout      = 30 * time.Second
 	idleTimeout       = 60 * time.Second
 	maxHeaderBytes    = 16 << 10
+	// maxScrapesInFlight scrapes are answered at once; more get 503.
+	maxScrapesInFlight = 4
 )
 
 // Server answers scrapes of one Registry at /metrics over HTTP; other
@@ -34,14 +33,20 @@ type Server struct {
 
 // Serve listens on addr ("host:port"; ":port" is every interface) and
 // answers scrapes of reg until Shutdown. The error of a listen that fails
-// names addr. It logs the bound address once at Info.
-func Serve(addr string, reg *prometheus.Registry, log *slog.Logger) (*Server, error) {
+// names addr. It logs the bound address once at Info. It registers
+// promhttp_metric_handler_errors_total on reg (as client_golang's handler
+// did), and fails when reg holds it already.
+func Serve(addr string, reg *Registry, log *slog.Logger) (*Server, error) {
+	h, err := newHandler(reg, log)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, MaxRequestsInFlight: 4}))
+	mux.Handle("GET /metrics", h)
 	s := &Server{
 		srv: &http.Server{
 			Handler:           mux,
