@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -80,14 +81,13 @@ func TestAliasExpansionIsBounded(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			start := time.Now()
-			set, err := parseWithin(t, c.src, 5*time.Second)
+			// The error names the alias where the count crossed the
+			// bound: the walk stopped there. parseWithin only guards
+			// against a hang (the unbounded shapes took hours).
+			set, err := parseWithin(t, c.src, time.Minute)
 			var diags Diagnostics
 			if set != nil || !errors.As(err, &diags) || !strings.Contains(diags.Error(), c.want) {
 				t.Fatalf("Parse = %v; want an error containing %q", err, c.want)
-			}
-			if el := time.Since(start); el > time.Second {
-				t.Errorf("refusal took %v, want well under a second", el)
 			}
 		})
 	}
@@ -132,16 +132,30 @@ func TestModerateAliasUseLoads(t *testing.T) {
 	}
 }
 
-// TestHugeFlowSequenceIsLinear: a flow list of 300 000 items (600 KB,
-// within the file size limit) parses in about 0.3 s (2.3 s with -race).
+// TestHugeFlowSequenceIsLinear: parsing a flow list grows linearly with
+// its length. The 8x longer list (320 000 items, 640 KB, within the file
+// size limit) must take less than 24x the short one's time, both measured
+// in this run (the fastest of a few tries each, so that a busy machine
+// slows both alike); a quadratic walk would take about 64x.
 func TestHugeFlowSequenceIsLinear(t *testing.T) {
-	src := "version: 1\nx: [" + strings.Repeat("1,", 300_000) + "1]\nmethods: {}\n"
-	start := time.Now()
-	if _, err := parseWithin(t, src, 10*time.Second); err == nil {
-		t.Fatal("x: is not a known key; want an error")
+	fastest := func(items, tries int) time.Duration {
+		src := "version: 1\nx: [" + strings.Repeat("1,", items) + "1]\nmethods: {}\n"
+		best := time.Duration(math.MaxInt64)
+		for range tries {
+			start := time.Now()
+			if _, err := parseWithin(t, src, time.Minute); err == nil {
+				t.Fatal("x: is not a known key; want an error")
+			}
+			best = min(best, time.Since(start))
+		}
+		return best
 	}
-	if el := time.Since(start); el > 5*time.Second {
-		t.Errorf("parse took %v, want about 0.3 s", el)
+	short := fastest(40_000, 5)
+	long := fastest(320_000, 2)
+	ratio := float64(long) / float64(short)
+	t.Logf("40 000 items %v, 320 000 items %v: %.1fx", short, long, ratio)
+	if ratio > 24 {
+		t.Errorf("8x the items took %.1fx the time (%v vs %v), want about 8x", ratio, long, short)
 	}
 }
 
