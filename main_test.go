@@ -128,7 +128,7 @@ func startProcess(t *testing.T, bin string, args ...string) *process {
 	}
 	go func() { p.exited <- p.cmd.Wait() }()
 	t.Cleanup(func() {
-		p.cmd.Process.Kill()
+		_ = p.cmd.Process.Kill()
 		if t.Failed() {
 			t.Logf("%s output:\n%s", p.name, p.out)
 		}

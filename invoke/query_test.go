@@ -52,14 +52,14 @@ func (s *queryServer) serve(w http.ResponseWriter, r *http.Request) {
 	if a.code != 0 {
 		e := iothub.NewError(a.code, "scripted "+iothub.ErrorName(a.code))
 		w.WriteHeader(e.HTTPStatus)
-		w.Write(e.Body())
+		_, _ = w.Write(e.Body())
 		return
 	}
 	w.Header().Set("x-ms-item-type", "twin")
 	if a.next != "" {
 		w.Header().Set("x-ms-continuation", a.next)
 	}
-	w.Write([]byte(a.body))
+	_, _ = w.Write([]byte(a.body))
 }
 
 func (s *queryServer) recorded() []recordedTwin {

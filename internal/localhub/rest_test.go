@@ -168,7 +168,9 @@ func TestDeviceReplies(t *testing.T) {
 			Status int
 			Body   string
 		}
-		json.Unmarshal(r.payload, &spec)
+		if err := json.Unmarshal(r.payload, &spec); err != nil {
+			t.Errorf("device got payload %s: %v", r.payload, err)
+		}
 		return spec.Status, []byte(spec.Body), true
 	})
 	cases := []struct {
@@ -398,7 +400,7 @@ func TestModuleRoundTrip(t *testing.T) {
 		t.Fatal("telemetry publish timed out")
 	}
 	d.c.Publish("devices/edge/messages/events/", 0, false, []byte("x"))
-	d.waitLost(t)
+	_ = d.waitLost(t)
 }
 
 // TestCloseFailsPendingCalls: Close answers waiting calls and is idempotent.
@@ -424,7 +426,7 @@ func TestCloseFailsPendingCalls(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatal("pending call not failed by Close")
 	}
-	d.waitLost(t)
+	_ = d.waitLost(t)
 	th.events.wait(t, 0, "the device's connection to end with the hub", isErr(localhub.EventDisconnected, "dev1", localhub.ErrShuttingDown))
 	if err := th.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
