@@ -172,7 +172,7 @@ func TestQueryErrors(t *testing.T) {
 		{"object body", []queryPageAnswer{{body: `{"items":[]}`}}, "SELECT * FROM devices", 0, nil, func(err error) bool { return errors.Is(err, ErrMalformedQueryPage) }, 1},
 		{"not JSON", []queryPageAnswer{{body: `[{`}}, "SELECT * FROM devices", 0, nil, func(err error) bool { return errors.Is(err, ErrMalformedQueryPage) }, 1},
 		{"repeated token", []queryPageAnswer{{body: `[{}]`, next: "same"}}, "SELECT * FROM devices", 0, nil, func(err error) bool { return errors.Is(err, ErrMalformedQueryPage) }, 2},
-		{"callback error", []queryPageAnswer{{body: `[{},{}]`, next: "t"}}, "SELECT * FROM devices", 0, func(json.RawMessage) error { return stop }, func(err error) bool { return err == stop }, 1},
+		{"callback error", []queryPageAnswer{{body: `[{},{}]`, next: "t"}}, "SELECT * FROM devices", 0, func(json.RawMessage) error { return stop }, func(err error) bool { return err == stop }, 1}, //nolint:errorlint // the contract is the callback's error returned unchanged, not wrapped
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			script := tc.script

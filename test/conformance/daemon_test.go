@@ -123,7 +123,7 @@ func decodePayload(r event, v any) error {
 	dec := json.NewDecoder(bytes.NewReader([]byte(*r.Payload)))
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("payload %s: %v", *r.Payload, err)
+		return fmt.Errorf("payload %s: %w", *r.Payload, err)
 	}
 	return nil
 }
