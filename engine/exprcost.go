@@ -377,8 +377,7 @@ func meteredFromJSON(m *meter, a []any) (any, error) {
 	}
 	v, err := decodeJSON([]byte(s))
 	if err != nil {
-		var pe *payloadError
-		if errors.As(err, &pe) {
+		if pe, ok := errors.AsType[*payloadError](err); ok {
 			return nil, fmt.Errorf("fromJSON: %s", pe.text("the text"))
 		}
 		var into any

@@ -153,9 +153,7 @@ func (fc *fakeConn) accept(b *fakeBroker, rc byte) {
 		close(fc.closed)
 		return
 	}
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
+	b.wg.Go(func() {
 		defer close(fc.closed)
 		defer fc.conn.Close()
 		for {
@@ -184,7 +182,7 @@ func (fc *fakeConn) accept(b *fakeBroker, rc byte) {
 				return
 			}
 		}
-	}()
+	})
 }
 
 func (fc *fakeConn) write(p packets.ControlPacket) error {
@@ -253,9 +251,7 @@ func (fc *fakeConn) reply(t testing.TB) *packets.PublishPacket {
 func (b *fakeBroker) acceptAll(t testing.TB) <-chan *packets.PublishPacket {
 	pubs := make(chan *packets.PublishPacket, 1024)
 	stop := make(chan struct{})
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
+	b.wg.Go(func() {
 		for {
 			select {
 			case fc := <-b.conns:
@@ -266,7 +262,7 @@ func (b *fakeBroker) acceptAll(t testing.TB) <-chan *packets.PublishPacket {
 				return
 			}
 		}
-	}()
+	})
 	t.Cleanup(func() { close(stop) })
 	return pubs
 }

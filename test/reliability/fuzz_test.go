@@ -176,7 +176,7 @@ func readPacket(r *bufio.Reader) (byte, []byte, error) {
 		return 0, nil, err
 	}
 	n, mult := 0, 1
-	for i := 0; i < 4; i++ {
+	for range 4 {
 		d, err := r.ReadByte()
 		if err != nil {
 			return 0, nil, err
