@@ -459,7 +459,7 @@ func TestTakeoverKeepsIdentityCallable(t *testing.T) {
 		wg.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
 				payload := fmt.Sprintf(`"w%d-%d"`, w, i)
-				res, err := th.Hub.Invoke(context.Background(), "dev1", "", iothub.MethodRequest{
+				res, err := th.Invoke(context.Background(), "dev1", "", iothub.MethodRequest{
 					MethodName: "m", Payload: []byte(payload), ResponseTimeoutInSeconds: 5})
 				calls.Add(1)
 				var e *iothub.Error

@@ -244,7 +244,7 @@ func TestBadRequests(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != 405 || resp.Header.Get(iothub.ErrorCodeHeader) != "MethodNotAllowed" {
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get(iothub.ErrorCodeHeader) != "MethodNotAllowed" {
 			t.Errorf("GET: %d %q, want 405 MethodNotAllowed", resp.StatusCode, resp.Header.Get(iothub.ErrorCodeHeader))
 		}
 	})
@@ -285,7 +285,7 @@ func TestOversizedBodyNotRead(t *testing.T) {
 			resp, err := th.http.Do(req)
 			if err == nil {
 				resp.Body.Close()
-				if resp.StatusCode != 413 {
+				if resp.StatusCode != http.StatusRequestEntityTooLarge {
 					t.Errorf("status %d, want 413", resp.StatusCode)
 				}
 			}
@@ -410,7 +410,7 @@ func TestCloseFailsPendingCalls(t *testing.T) {
 	seen := d.subscribe(t, 0, func(request) (int, []byte, bool) { return 0, nil, false })
 	errs := make(chan error, 1)
 	go func() {
-		_, err := th.Hub.Invoke(t.Context(), "dev1", "", iothub.MethodRequest{MethodName: "m", ResponseTimeoutInSeconds: 60})
+		_, err := th.Invoke(t.Context(), "dev1", "", iothub.MethodRequest{MethodName: "m", ResponseTimeoutInSeconds: 60})
 		errs <- err
 	}()
 	<-seen

@@ -91,8 +91,8 @@ func startDaemon(t *testing.T, h *hubEnv, bin string) error {
 			}
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
-			_ = <-exited // killed: its exit status says nothing
-			t.Errorf("methodd run still running 10 s after SIGTERM")
+			err := <-exited
+			t.Errorf("methodd run still running 10 s after SIGTERM (killed: %v)", err)
 		}
 		if t.Failed() {
 			t.Logf("methodd run output:\n%s", out.String())
