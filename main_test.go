@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -128,7 +129,7 @@ func startProcess(t *testing.T, bin string, args ...string) *process {
 	}
 	go func() { p.exited <- p.cmd.Wait() }()
 	t.Cleanup(func() {
-		p.cmd.Process.Kill()
+		_ = p.cmd.Process.Kill()
 		if t.Failed() {
 			t.Logf("%s output:\n%s", p.name, p.out)
 		}
@@ -168,7 +169,7 @@ func runMethodd(t *testing.T, bin, stdin string, args ...string) (string, string
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
 	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
+	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatalf("run %v: %v", args, err)

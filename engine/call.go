@@ -66,8 +66,7 @@ func (s *Set) handle(ctx context.Context, m *method, r Request, exit *int, relea
 	if m.needs&needPayload != 0 || len(m.params) > 0 {
 		var err error
 		if payload, err = decodeJSON(raw); err != nil {
-			var pe *payloadError
-			if errors.As(err, &pe) {
+			if pe, ok := errors.AsType[*payloadError](err); ok {
 				pe.Offset += bytes.Index(r.Payload, raw[:1]) // offsets count from the payload as received
 				return errorReply(400, pe.Error())
 			}

@@ -168,11 +168,11 @@ func TestSetAccessors(t *testing.T) {
 	if len(s.Digest()) != 64 {
 		t.Errorf("Digest: got %q", s.Digest())
 	}
-	min := loadValid(t, "minimal.yaml")
-	if got := strings.Join(min.Methods(), ","); got != "catalog,ping" {
+	minimal := loadValid(t, "minimal.yaml")
+	if got := strings.Join(minimal.Methods(), ","); got != "catalog,ping" {
 		t.Errorf("minimal Methods: got %s, want catalog,ping", got)
 	}
-	if c := min.Connection(); c.Transport != "mqtt" || c.SASTTL != time.Hour {
+	if c := minimal.Connection(); c.Transport != "mqtt" || c.SASTTL != time.Hour {
 		t.Errorf("minimal Connection defaults: got %+v", c)
 	}
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"maps"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -355,9 +356,7 @@ var builtinDefaults = map[string]string{
 // taskStatus: ..., taskCancel: ...}`.
 func (l *loader) parseBuiltins(n *yaml.Node) builtinNames {
 	b := builtinNames{names: map[string]string{}, set: map[string]bool{}, explicit: map[string]bool{}}
-	for k, v := range builtinDefaults {
-		b.names[k] = v
-	}
+	maps.Copy(b.names, builtinDefaults)
 	at := map[string]*yaml.Node{}
 	for _, f := range l.mapping(n, "builtins", builtinKeys()) {
 		path := join("builtins", f.key)

@@ -267,6 +267,7 @@ func (d *jsonDecoder) number() (any, error) {
 	}
 	lit := d.data[start:d.pos]
 	if integer && d.pos-intStart >= 16 { // 2^53 has 16 digits
+		//nolint:nilerr // beyond int64 (err) or beyond 2^53 alike: the exact digits are kept as a json.Number, not an error.
 		if n, err := strconv.ParseInt(string(lit), 10, 64); err != nil || n > maxExactInt || n < -maxExactInt {
 			return json.Number(lit), nil
 		}

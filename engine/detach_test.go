@@ -115,7 +115,7 @@ methods:
       exit 3
 `, dir), opts)
 	killOnCleanup(t, filepath.Join(dir, "pid"))
-	t.Cleanup(func() { os.WriteFile(filepath.Join(dir, "go"), nil, 0o600) })
+	t.Cleanup(func() { _ = os.WriteFile(filepath.Join(dir, "go"), nil, 0o600) })
 
 	rep := call(t, s, "later", `{"at":"now"}`)
 	if rep.Status != 202 || compactJSON(t, string(rep.Payload)) != `{"method":"later","status":"scheduled"}` {
@@ -142,7 +142,9 @@ methods:
 		t.Errorf("command read %q on stdin, want nothing (/dev/null)", in)
 	}
 
-	os.WriteFile(filepath.Join(dir, "go"), nil, 0o600)
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	testkit.Eventually(t, 10*time.Second, "the command to finish", func() bool { return fileExists(filepath.Join(dir, "done")) })
 	if got, _ := os.ReadFile(filepath.Join(dir, "done")); string(got) != `{"at":"now"}` {
 		t.Errorf("METHODD_PAYLOAD: got %q, want the payload", got)

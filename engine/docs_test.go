@@ -132,7 +132,7 @@ func TestDocsExamples(t *testing.T) {
 	var golden []string
 	for _, g := range goldens {
 		b, _ := os.ReadFile(g)
-		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		for l := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
 			golden = append(golden, "handlers.yaml:"+l[strings.Index(l, ".yaml:")+len(".yaml:"):])
 		}
 	}

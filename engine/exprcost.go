@@ -233,7 +233,7 @@ func costOptions() []expr.Option {
 }
 
 func meteredReplace(m *meter, a []any) (any, error) {
-	s, old, new := a[0].(string), a[1].(string), a[2].(string)
+	s, old, repl := a[0].(string), a[1].(string), a[2].(string)
 	n := -1
 	if len(a) == 4 {
 		n = runtime.ToInt(a[3])
@@ -242,10 +242,10 @@ func meteredReplace(m *meter, a []any) (any, error) {
 	if n >= 0 && n < count {
 		count = n
 	}
-	if err := m.charge(len(s) + count*len(new)); err != nil {
+	if err := m.charge(len(s) + count*len(repl)); err != nil {
 		return nil, err
 	}
-	return strings.Replace(s, old, new, n), nil
+	return strings.Replace(s, old, repl, n), nil
 }
 
 func meteredRepeat(m *meter, a []any) (any, error) {
@@ -377,8 +377,7 @@ func meteredFromJSON(m *meter, a []any) (any, error) {
 	}
 	v, err := decodeJSON([]byte(s))
 	if err != nil {
-		var pe *payloadError
-		if errors.As(err, &pe) {
+		if pe, ok := errors.AsType[*payloadError](err); ok {
 			return nil, fmt.Errorf("fromJSON: %s", pe.text("the text"))
 		}
 		var into any

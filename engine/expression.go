@@ -194,9 +194,8 @@ func (v needsVisitor) Visit(node *ast.Node) {
 // scalar the column of the offending token, else the scalar itself.
 func (l *loader) exprError(n *yaml.Node, path string, off int, err error, env types.Map) {
 	msg := err.Error()
-	var fe *file.Error
 	line, col := n.Line, n.Column
-	if errors.As(err, &fe) {
+	if fe, ok := errors.AsType[*file.Error](err); ok {
 		msg = fe.Message
 		if name, ok := strings.CutPrefix(msg, "unknown name "); ok {
 			names := make([]string, 0, len(env))
@@ -251,8 +250,7 @@ func (e *evaluator) run(p *program, env map[string]any) (any, error) {
 	e.vms.Put(m)
 	if err != nil {
 		msg := err.Error()
-		var fe *file.Error
-		if errors.As(err, &fe) {
+		if fe, ok := errors.AsType[*file.Error](err); ok {
 			msg = fe.Message
 		}
 		if strings.Contains(msg, "json.Number") {

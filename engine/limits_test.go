@@ -268,7 +268,7 @@ methods:
 		"Max address space": {"67108864", "67108864"},
 	}
 	seen := 0
-	for _, line := range strings.Split(out.Stdout, "\n") {
+	for line := range strings.SplitSeq(out.Stdout, "\n") {
 		for name, w := range want {
 			if !strings.HasPrefix(line, name+" ") {
 				continue

@@ -283,7 +283,7 @@ var (
 		"limits_range.yaml",          // zero sizes, counts and durations
 		"limits_units.yaml",          // 64M, 1.5GiB, "many"
 		"many_problems.yaml",         // version 2, transport amqp, ...
-		"misspelled_method_key.yaml", // descripton, timout
+		"misspelled_method_key.yaml", //nolint:misspell // its keys descripton, timout are misspelled on purpose
 		"missing_version.yaml",       // no version
 		"no_reply_no_command.yaml",   // neither reply nor run nor shell
 		"param_null.yaml",            // a parameter that is null, not a mapping

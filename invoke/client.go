@@ -201,6 +201,7 @@ func (c *Client) withRetries(ctx context.Context, once func() (retryAfter time.D
 			return attempt, err
 		}
 		if werr := wait(ctx, c.retry.delay(attempt, retryAfter)); werr != nil {
+			//nolint:errorlint // the result is the cancellation (werr); err, the last attempt's failure, is context only and must not classify the outcome.
 			return attempt, fmt.Errorf("%w (while backing off after: %v)", werr, err)
 		}
 	}

@@ -211,7 +211,7 @@ func TestInvokeDeadlineExceedsBothTimeouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Invoke(context.Background(), Target{Device: "d"}, iothub.MethodRequest{MethodName: "m", ResponseTimeoutInSeconds: 100, ConnectTimeoutInSeconds: 200})
+	_, _ = c.Invoke(context.Background(), Target{Device: "d"}, iothub.MethodRequest{MethodName: "m", ResponseTimeoutInSeconds: 100, ConnectTimeoutInSeconds: 200})
 	got := <-rec.got
 	want := 300*time.Second + RequestSlack
 	if got <= 300*time.Second || got > want {

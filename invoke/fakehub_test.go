@@ -94,7 +94,7 @@ func (h *fakeHub) fail(w http.ResponseWriter, code int) {
 	w.Header().Set(iothub.ErrorCodeHeader, e.Name)
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(e.HTTPStatus)
-	w.Write(e.Body())
+	_, _ = w.Write(e.Body())
 }
 
 func (h *fakeHub) serve(w http.ResponseWriter, r *http.Request) {
@@ -131,7 +131,7 @@ func (h *fakeHub) serve(w http.ResponseWriter, r *http.Request) {
 	h.mu.Unlock()
 	ok := func(status int, payload []byte) {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		w.Write(iothub.EncodeMethodResult(status, payload))
+		_, _ = w.Write(iothub.EncodeMethodResult(status, payload))
 	}
 	switch req.MethodName {
 	case "echo":
@@ -155,9 +155,9 @@ func (h *fakeHub) serve(w http.ResponseWriter, r *http.Request) {
 	case "legacy":
 		w.Header().Set(iothub.ErrorCodeHeader, "DeviceNotOnline")
 		w.WriteHeader(http.StatusNotFound)
-		w.Write([]byte(`{"Message":"ErrorCode:DeviceNotOnline;Timed out waiting for device to connect.","ExceptionMessage":"Tracking ID:66b8d59066b24105a49bffcbde18495d-G:5-TimeStamp:01/18/2017 08:11:45"}`))
+		_, _ = w.Write([]byte(`{"Message":"ErrorCode:DeviceNotOnline;Timed out waiting for device to connect.","ExceptionMessage":"Tracking ID:66b8d59066b24105a49bffcbde18495d-G:5-TimeStamp:01/18/2017 08:11:45"}`))
 	case "garbage":
-		w.Write([]byte(`{"status":200,"payload":{'a': 1}}`))
+		_, _ = w.Write([]byte(`{"status":200,"payload":{'a': 1}}`))
 	default:
 		h.t.Errorf("fake hub: unexpected method %q", req.MethodName)
 		h.fail(w, iothub.CodeArgumentInvalid)

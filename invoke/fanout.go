@@ -19,9 +19,7 @@ func (c *Client) InvokeMany(ctx context.Context, targets []Target, req iothub.Me
 	results := make(chan Outcome, parallel)
 	var wg sync.WaitGroup
 	for range parallel {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			// Each worker's requests derive from its own context, so that
 			// they do not all contend for the lock of ctx's child set.
 			wctx, cancel := context.WithCancel(ctx)
@@ -29,7 +27,7 @@ func (c *Client) InvokeMany(ctx context.Context, targets []Target, req iothub.Me
 			for t := range jobs {
 				results <- c.one(wctx, t, req)
 			}
-		}()
+		})
 	}
 	go func() {
 		defer close(results)

@@ -63,12 +63,12 @@ func writeError(w http.ResponseWriter, code int) {
 	e := iothub.NewError(code, "scripted")
 	w.Header().Set(iothub.ErrorCodeHeader, e.Name)
 	w.WriteHeader(e.HTTPStatus)
-	w.Write(e.Body())
+	_, _ = w.Write(e.Body())
 }
 
 func TestCreateMethodJobSendsTheProtocolRequest(t *testing.T) {
 	const answer = `{"jobId":"job-1","type":"scheduleDeviceMethod","status":"queued"}`
-	s := newJobsServer(t, func(_ int, w http.ResponseWriter, _ *http.Request, _ []byte) { io.WriteString(w, answer) })
+	s := newJobsServer(t, func(_ int, w http.ResponseWriter, _ *http.Request, _ []byte) { _, _ = io.WriteString(w, answer) })
 	c := s.client(t)
 	start := time.Date(2026, 1, 1, 1, 0, 0, 0, time.FixedZone("CET", 3600))
 	cases := []struct {
@@ -109,7 +109,7 @@ func TestCreateMethodJobSendsTheProtocolRequest(t *testing.T) {
 
 func TestCreateTwinJobBody(t *testing.T) {
 	s := newJobsServer(t, func(_ int, w http.ResponseWriter, _ *http.Request, _ []byte) {
-		io.WriteString(w, `{"jobId":"t1","type":"scheduleUpdateTwin","status":"queued"}`)
+		_, _ = io.WriteString(w, `{"jobId":"t1","type":"scheduleUpdateTwin","status":"queued"}`)
 	})
 	_, err := s.client(t).CreateTwinJob(context.Background(), "t1", "*", []byte(`{"etag":"*", "tags":{"t":1}}`), time.Time{})
 	if err != nil {
@@ -122,7 +122,7 @@ func TestCreateTwinJobBody(t *testing.T) {
 }
 
 func TestCreateJobRefusesBadInputWithoutARequest(t *testing.T) {
-	s := newJobsServer(t, func(_ int, w http.ResponseWriter, _ *http.Request, _ []byte) { io.WriteString(w, `{}`) })
+	s := newJobsServer(t, func(_ int, w http.ResponseWriter, _ *http.Request, _ []byte) { _, _ = io.WriteString(w, `{}`) })
 	c := s.client(t)
 	big := json.RawMessage(`"` + strings.Repeat("x", iothub.MaxPayloadBytes) + `"`)
 	cases := []struct {
@@ -163,9 +163,9 @@ func TestGetAndCancelJob(t *testing.T) {
 			writeError(w, iothub.CodeServiceUnavailable)
 		case strings.HasSuffix(r.URL.Path, "/nope"):
 			w.WriteHeader(http.StatusNotFound)
-			io.WriteString(w, `{"Message":"ErrorCode:JobNotFound;no such job"}`)
+			_, _ = io.WriteString(w, `{"Message":"ErrorCode:JobNotFound;no such job"}`)
 		default:
-			io.WriteString(w, doc)
+			_, _ = io.WriteString(w, doc)
 		}
 	})
 	c := s.client(t)
@@ -209,10 +209,10 @@ func TestListJobsFollowsContinuation(t *testing.T) {
 	s := newJobsServer(t, func(n int, w http.ResponseWriter, _ *http.Request, _ []byte) {
 		if n == 1 {
 			w.Header().Set("x-ms-continuation", "tok 1")
-			io.WriteString(w, `[{"jobId":"a","type":"scheduleDeviceMethod","status":"completed"},{"jobId":"b","type":"scheduleDeviceMethod","status":"completed"}]`)
+			_, _ = io.WriteString(w, `[{"jobId":"a","type":"scheduleDeviceMethod","status":"completed"},{"jobId":"b","type":"scheduleDeviceMethod","status":"completed"}]`)
 			return
 		}
-		io.WriteString(w, `[{"jobId":"c","type":"scheduleDeviceMethod","status":"completed"}]`)
+		_, _ = io.WriteString(w, `[{"jobId":"c","type":"scheduleDeviceMethod","status":"completed"}]`)
 	})
 	jobs, err := s.client(t).ListJobs(context.Background(), JobTypeMethod, JobCompleted)
 	if err != nil {
@@ -248,10 +248,10 @@ func TestJobRecordsQueryAndOrder(t *testing.T) {
 	s := newJobsServer(t, func(n int, w http.ResponseWriter, _ *http.Request, _ []byte) {
 		if n == 1 {
 			w.Header().Set("x-ms-continuation", "next")
-			io.WriteString(w, `[{"deviceId":"c","jobId":"j","jobType":"scheduleDeviceMethod","status":"completed","outcome":{"deviceMethodResponse":{"status":200,"payload":1}}}]`)
+			_, _ = io.WriteString(w, `[{"deviceId":"c","jobId":"j","jobType":"scheduleDeviceMethod","status":"completed","outcome":{"deviceMethodResponse":{"status":200,"payload":1}}}]`)
 			return
 		}
-		io.WriteString(w, `[{"deviceId":"a","jobId":"j","jobType":"scheduleDeviceMethod","status":"failed","error":{"code":"DeviceNotOnline","description":"offline"}},`+
+		_, _ = io.WriteString(w, `[{"deviceId":"a","jobId":"j","jobType":"scheduleDeviceMethod","status":"failed","error":{"code":"DeviceNotOnline","description":"offline"}},`+
 			`{"deviceId":"b","jobId":"j","jobType":"scheduleDeviceMethod","status":"completed","outcome":{"deviceMethodResponse":{"status":500,"payload":null}}}]`)
 	})
 	recs, err := s.client(t).JobRecords(context.Background(), "j")
@@ -286,17 +286,21 @@ func TestJobRecordsQueryAndOrder(t *testing.T) {
 }
 
 func TestJobRecordsMalformedPage(t *testing.T) {
-	s := newJobsServer(t, func(_ int, w http.ResponseWriter, _ *http.Request, _ []byte) { io.WriteString(w, `{"items":[]}`) })
+	s := newJobsServer(t, func(_ int, w http.ResponseWriter, _ *http.Request, _ []byte) {
+		_, _ = io.WriteString(w, `{"items":[]}`)
+	})
 	if _, err := s.client(t).JobRecords(context.Background(), "j"); !errors.Is(err, ErrMalformedQueryPage) {
 		t.Errorf("got %v, want ErrMalformedQueryPage", err)
 	}
-	s = newJobsServer(t, func(_ int, w http.ResponseWriter, _ *http.Request, _ []byte) { io.WriteString(w, `[{"jobId":"j"}]`) })
+	s = newJobsServer(t, func(_ int, w http.ResponseWriter, _ *http.Request, _ []byte) {
+		_, _ = io.WriteString(w, `[{"jobId":"j"}]`)
+	})
 	if _, err := s.client(t).JobRecords(context.Background(), "j"); !errors.Is(err, ErrMalformedJob) {
 		t.Errorf("a record without deviceId: got %v, want ErrMalformedJob", err)
 	}
 	s = newJobsServer(t, func(_ int, w http.ResponseWriter, _ *http.Request, _ []byte) {
 		w.Header().Set("x-ms-continuation", "same")
-		io.WriteString(w, `[]`)
+		_, _ = io.WriteString(w, `[]`)
 	})
 	if _, err := s.client(t).ListJobs(context.Background(), "", ""); !errors.Is(err, ErrMalformedJob) {
 		t.Errorf("a repeated continuation token: got %v, want ErrMalformedJob", err)

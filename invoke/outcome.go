@@ -47,8 +47,7 @@ func KindOf(r Result, err error) Kind {
 		}
 		return KindDeviceError
 	}
-	var he *iothub.Error
-	if errors.As(err, &he) {
+	if he, ok := errors.AsType[*iothub.Error](err); ok {
 		switch he.Code {
 		case iothub.CodeDeviceNotFound, iothub.CodeModuleNotFound, iothub.CodeDeviceNotOnline:
 			return KindUnreachable
@@ -100,8 +99,7 @@ func (o Outcome) Line() []byte {
 		Message    string `json:"message"`
 		TrackingID string `json:"trackingId,omitempty"`
 	}{Message: o.Err.Error()}
-	var he *iothub.Error
-	if errors.As(o.Err, &he) {
+	if he, ok := errors.AsType[*iothub.Error](o.Err); ok {
 		e.Code, e.Message, e.TrackingID = he.Code, he.Message, he.TrackingID
 		if e.Message == "" {
 			e.Message = he.Error()

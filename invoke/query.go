@@ -71,7 +71,7 @@ func (c *Client) Query(ctx context.Context, sql string, pageSize int, each func(
 	switch {
 	case err == nil:
 		return nil
-	case eachErr != nil && err == eachErr:
+	case eachErr != nil && err == eachErr: //nolint:errorlint // identity on purpose: each's own error is returned unchanged, anything else is wrapped.
 		return err
 	}
 	return fmt.Errorf("query: %w", err)

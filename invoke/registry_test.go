@@ -124,8 +124,9 @@ func TestRegistryErrors(t *testing.T) {
 func TestDeviceNeverShowsItsKeys(t *testing.T) {
 	d := Device{ID: "sim-1", Status: "enabled", AuthType: "sas", PrimaryKey: leakPrimary, SecondaryKey: leakSecondary}
 	var logged bytes.Buffer
-	slog.New(slog.NewJSONHandler(&logged, nil)).Info("x", "device", d)
-	slog.New(slog.NewTextHandler(&logged, nil)).Info("x", "device", d)
+	const key = "device"
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("x", key, d)
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("x", key, d)
 	for _, s := range []string{fmt.Sprint(d), fmt.Sprintf("%v %+v %#v %s %q", d, d, d, d, d), fmt.Sprintf("%v", &d), logged.String()} {
 		if !strings.Contains(s, "sim-1") || strings.Contains(s, leakPrimary) || strings.Contains(s, leakSecondary) {
 			t.Errorf("%q: want the id and no key", s)

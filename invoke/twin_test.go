@@ -67,10 +67,10 @@ func (s *twinServer) serve(w http.ResponseWriter, r *http.Request) {
 		e.TrackingID = "track-" + strconv.Itoa(a.code)
 		w.Header().Set(iothub.ErrorCodeHeader, e.Name)
 		w.WriteHeader(e.HTTPStatus)
-		w.Write(e.Body())
+		_, _ = w.Write(e.Body())
 		return
 	}
-	w.Write([]byte(a.body))
+	_, _ = w.Write([]byte(a.body))
 }
 
 func (s *twinServer) recorded() []recordedTwin {
@@ -302,7 +302,7 @@ func TestUpdateTwinNotRetriedAfterATransportFailure(t *testing.T) {
 	var mu sync.Mutex
 	seen := 0
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		_, _ = io.Copy(io.Discard, r.Body)
 		mu.Lock()
 		seen++
 		mu.Unlock()

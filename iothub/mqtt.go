@@ -73,7 +73,7 @@ func ParseUsername(u string) (UsernameInfo, error) {
 	}
 	q, err := url.ParseQuery(rest[i+skip:])
 	if err != nil {
-		return info, fmt.Errorf("%w: username query: %v", ErrTopic, err)
+		return info, fmt.Errorf("%w: username query: %w", ErrTopic, err)
 	}
 	if q.Get("api-version") == "" {
 		return info, fmt.Errorf("%w: username lacks api-version", ErrTopic)

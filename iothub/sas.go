@@ -42,7 +42,7 @@ func ParseSAS(token string) (SAS, error) {
 	if !ok {
 		return t, fmt.Errorf("%w: want prefix %q", ErrSASMalformed, strings.TrimSpace(sasPrefix))
 	}
-	for _, field := range strings.Split(rest, "&") {
+	for field := range strings.SplitSeq(rest, "&") {
 		k, v, _ := strings.Cut(field, "=")
 		switch k {
 		case "sr":

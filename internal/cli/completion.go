@@ -128,6 +128,7 @@ func commandFlags(ctx context.Context, mk func(Env) command, name string, path .
 	env := Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: rec, Getenv: func(string) string { return "" }}
 	err := mk(env).Run(ctx, append(path, "-h"))
 	if !errors.Is(err, flag.ErrHelp) || len(rec.sets) != 1 {
+		//nolint:errorlint // err may be flag.ErrHelp, which exitCode maps to success; this error must not match it.
 		return nil, fmt.Errorf("completion: %s: -h made %d flag sets and returned %v; want one and flag.ErrHelp",
 			strings.Join(append([]string{name}, path...), " "), len(rec.sets), err)
 	}

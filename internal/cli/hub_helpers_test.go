@@ -145,11 +145,11 @@ func connectDevice(h *testHub, id string, status int) (*echoDevice, error) {
 		SetTLSConfig(&tls.Config{RootCAs: roots, ServerName: "localhost"})
 	d.client = mqtt.NewClient(opts)
 	if tk := d.client.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
-		return nil, fmt.Errorf("device %s connect: %v", id, tk.Error())
+		return nil, fmt.Errorf("device %s connect: %w", id, tk.Error())
 	}
 	if tk := d.client.Subscribe(iothub.MethodsSubscription, 0, d.handle); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
 		d.client.Disconnect(0)
-		return nil, fmt.Errorf("device %s subscribe: %v", id, tk.Error())
+		return nil, fmt.Errorf("device %s subscribe: %w", id, tk.Error())
 	}
 	return d, nil
 }

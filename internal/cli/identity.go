@@ -259,7 +259,7 @@ func startLocal(ctx context.Context, f identityFlags, id identity, logger *slog.
 	cs, err := iothub.ParseDeviceConnectionString(s)
 	if err != nil {
 		hub.Close()
-		return id, fmt.Errorf("run: --local: connection string of %s: %v", f.device, err)
+		return id, fmt.Errorf("run: --local: connection string of %s: %w", f.device, err)
 	}
 	if opts.WSAddr != "" {
 		_, port, _ := net.SplitHostPort(info.WSAddr)
@@ -268,7 +268,7 @@ func startLocal(ctx context.Context, f identityFlags, id identity, logger *slog.
 	roots, err := systemRootsPlus(info.CAFile)
 	if err != nil {
 		hub.Close()
-		return id, fmt.Errorf("run: --local: %v", err)
+		return id, fmt.Errorf("run: --local: %w", err)
 	}
 	id.cs, id.source, id.roots, id.hub = cs, "local hub "+f.hubDir, roots, hub
 	return id, nil

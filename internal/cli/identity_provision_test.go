@@ -40,7 +40,9 @@ func TestProvisioningDefaults(t *testing.T) {
 func TestGatewayHostNameAppliesToConnectionStrings(t *testing.T) {
 	dir := t.TempDir()
 	csFile := filepath.Join(dir, "cs")
-	os.WriteFile(csFile, []byte("HostName=h.example.net;DeviceId=d;SharedAccessKey=AAECAwQ=;GatewayHostName=old\n"), 0o600)
+	if err := os.WriteFile(csFile, []byte("HostName=h.example.net;DeviceId=d;SharedAccessKey=AAECAwQ=;GatewayHostName=old\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	conn := engine.Connection{Transport: "mqtt", GatewayHostName: "localhost:1234"}
 	id, err := resolveIdentity(context.Background(), identityFlags{csFile: csFile}, conn, func(string) string { return "" }, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -57,7 +59,9 @@ func TestGatewayHostNameAppliesToConnectionStrings(t *testing.T) {
 func TestProvisionedIdentityAtStartUp(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "group.key")
-	os.WriteFile(key, []byte("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n"), 0o600)
+	if err := os.WriteFile(key, []byte("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	p := &engine.Provisioning{IDScope: "0ne1", RegistrationID: "gw-1", Endpoint: "localhost:1", GroupKeyFile: key,
 		Cache: filepath.Join(dir, "p.json")}
 	conn := engine.Connection{Transport: "mqtt", Provisioning: p}

@@ -227,7 +227,9 @@ func TestInvokeInputErrorsMakeNoRequest(t *testing.T) {
 			t.Errorf("%q: exit %d, want 2 (stderr %s)", args, r.code, r.stderr)
 		}
 	}
-	l.(*net.TCPListener).SetDeadline(time.Now().Add(50 * time.Millisecond))
+	if err := l.(*net.TCPListener).SetDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
 	if c, err := l.Accept(); err == nil {
 		c.Close()
 		t.Error("a connection was opened for an invalid input")

@@ -237,10 +237,13 @@ func (h *fakeJobsHub) serve(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPut:
 		h.created = append(h.created, string(body))
 		var j struct{ JobID string }
-		json.Unmarshal(body, &j)
+		if err := json.Unmarshal(body, &j); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
 		fmt.Fprintf(w, `{"jobId":%q,"type":"scheduleDeviceMethod","status":"queued"}`, j.JobID)
 	case r.Method == http.MethodGet && r.URL.Path == "/jobs/v2/query":
-		io.WriteString(w, `[{"jobId":"a","type":"scheduleDeviceMethod","status":"completed"},{"jobId":"b","type":"scheduleDeviceMethod","status":"running"}]`)
+		_, _ = io.WriteString(w, `[{"jobId":"a","type":"scheduleDeviceMethod","status":"completed"},{"jobId":"b","type":"scheduleDeviceMethod","status":"running"}]`)
 	case r.Method == http.MethodGet && r.URL.Path == "/jobs/v2/missing":
 		e := iothub.ParseError(404, "", []byte(`{"Message":"ErrorCode:JobNotFound;The job does not exist"}`))
 		w.WriteHeader(http.StatusNotFound)
@@ -255,9 +258,9 @@ func (h *fakeJobsHub) serve(w http.ResponseWriter, r *http.Request) {
 			strings.TrimPrefix(r.URL.Path, "/jobs/v2/"), status)
 	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/cancel"):
 		h.cancels++
-		io.WriteString(w, `{"jobId":"j","type":"scheduleDeviceMethod","status":"cancelled"}`)
+		_, _ = io.WriteString(w, `{"jobId":"j","type":"scheduleDeviceMethod","status":"cancelled"}`)
 	case r.Method == http.MethodPost && r.URL.Path == "/devices/query":
-		io.WriteString(w, h.records)
+		_, _ = io.WriteString(w, h.records)
 	default:
 		http.NotFound(w, r)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,7 +29,7 @@ func printResult(w io.Writer, res invoke.Result, output string) error {
 	default:
 		b = res.Raw
 	}
-	b = append(b[:len(b):len(b)], '\n')
+	b = append(slices.Clip(b), '\n')
 	_, err := w.Write(b)
 	return err
 }

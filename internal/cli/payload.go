@@ -72,8 +72,7 @@ func readJSONSource(cmd, label, arg string, stdin io.Reader) (b []byte, src stri
 // jsonSyntaxError is the usage error for src that is not valid JSON, with
 // the byte offset when there is one.
 func jsonSyntaxError(cmd, src string, err error) error {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
+	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
 		return usageError("%s: %s is not valid JSON: %v (at byte %d)", cmd, src, se, se.Offset)
 	}
 	return usageError("%s: %s is not valid JSON: %v", cmd, src, err)

@@ -46,7 +46,9 @@ func TestRunCAFile(t *testing.T) {
 	}
 
 	bad := filepath.Join(t.TempDir(), "bad.pem")
-	os.WriteFile(bad, []byte("not pem"), 0o600)
+	if err := os.WriteFile(bad, []byte("not pem"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	f.id.caFile = bad
 	if _, err := resolveIdentity(context.Background(), f.id, engine.Connection{}, func(string) string { return "" }, nil); err == nil || !strings.Contains(err.Error(), "--ca-file") {
 		t.Errorf("got %v, want a --ca-file error", err)

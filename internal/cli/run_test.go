@@ -21,9 +21,13 @@ import (
 func TestRunUsageAndConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
-	os.WriteFile(bad, []byte("version: 1\nmethods:\n  x:\n    reply: {payload: '{'}\n    bogus: 1\n"), 0o600)
+	if err := os.WriteFile(bad, []byte("version: 1\nmethods:\n  x:\n    reply: {payload: '{'}\n    bogus: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	good := filepath.Join(dir, "good.yaml")
-	os.WriteFile(good, []byte("version: 1\nmethods: {}\n"), 0o600)
+	if err := os.WriteFile(good, []byte("version: 1\nmethods: {}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	env := map[string]string{"HOME": dir}
 	tests := []struct {
 		name   string
@@ -69,8 +73,12 @@ func TestRunIdentityOrder(t *testing.T) {
 	flagFile := write("flag", "from-flag")
 	yamlFile := write("yaml", "from-yaml")
 	credDir := filepath.Join(dir, "creds")
-	os.Mkdir(credDir, 0o700)
-	os.WriteFile(filepath.Join(credDir, credentialName), []byte("from-cred"), 0o600)
+	if err := os.Mkdir(credDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(credDir, credentialName), []byte("from-cred"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	emptyCred := t.TempDir()
 
 	tests := []struct {

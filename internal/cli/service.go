@@ -89,7 +89,7 @@ func localHub(cmd, dir string, getenv func(string) string) (hubChoice, error) {
 		return h, withExit(exitHubError, fmt.Errorf("%s: no local hub in %s (start one with `methodd hub` or `methodd run --local`)", cmd, dir))
 	}
 	if err != nil {
-		return h, withExit(exitHubError, fmt.Errorf("%s: --local: %v", cmd, err))
+		return h, withExit(exitHubError, fmt.Errorf("%s: --local: %w", cmd, err))
 	}
 	// hub.json outlives its hub: the state dir's lock says whether it
 	// runs (a dir without a lock file predates the lock: try it).
@@ -99,7 +99,7 @@ func localHub(cmd, dir string, getenv func(string) string) (hubChoice, error) {
 	}
 	cs, err := iothub.ParseServiceConnectionString(info.ServiceConnectionString)
 	if err != nil {
-		return h, withExit(exitHubError, fmt.Errorf("%s: --local: service connection string in %s: %v", cmd, dir, err))
+		return h, withExit(exitHubError, fmt.Errorf("%s: --local: service connection string in %s: %w", cmd, dir, err))
 	}
 	h.cs, h.caFile, h.addr = cs, info.CAFile, info.HTTPSAddr
 	return h, nil

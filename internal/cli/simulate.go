@@ -289,7 +289,7 @@ func (t *simTarget) localDial(dir string, getenv func(string) string) error {
 		return withExit(exitHubError, fmt.Errorf("simulate: no local hub in %s (start one with `methodd hub`)", dir))
 	}
 	if err != nil {
-		return withExit(exitHubError, fmt.Errorf("simulate: --local: %v", err))
+		return withExit(exitHubError, fmt.Errorf("simulate: --local: %w", err))
 	}
 	addr := info.MQTTAddr
 	if t.transport == device.TransportMQTTWS {
@@ -299,7 +299,7 @@ func (t *simTarget) localDial(dir string, getenv func(string) string) error {
 	}
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return withExit(exitHubError, fmt.Errorf("simulate: --local: hub.json address %q: %v", addr, err))
+		return withExit(exitHubError, fmt.Errorf("simulate: --local: hub.json address %q: %w", addr, err))
 	}
 	t.hostName, t.gateway = info.HostName, net.JoinHostPort(info.HostName, port)
 	return nil

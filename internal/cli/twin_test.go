@@ -97,7 +97,9 @@ func TestTwinInputErrorsMakeNoRequest(t *testing.T) {
 			}
 		})
 	}
-	l.(*net.TCPListener).SetDeadline(time.Now().Add(50 * time.Millisecond))
+	if err := l.(*net.TCPListener).SetDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
 	if c, err := l.Accept(); err == nil {
 		c.Close()
 		t.Error("a connection was opened for an invalid input")

@@ -80,7 +80,7 @@ func TestEndToEndDetachOutlivesTheDaemon(t *testing.T) {
 	dir := t.TempDir()
 	pidFile, goFile, doneFile := filepath.Join(dir, "pid"), filepath.Join(dir, "go"), filepath.Join(dir, "done")
 	t.Cleanup(func() {
-		os.WriteFile(goFile, nil, 0o600)
+		_ = os.WriteFile(goFile, nil, 0o600)
 		if pid := readPID(pidFile); pid > 1 {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
@@ -167,7 +167,7 @@ func TestBinaryDetachSurvivesSIGTERM(t *testing.T) {
 	}
 	pidFile, goFile, doneFile := filepath.Join(tmp, "pid"), filepath.Join(tmp, "go"), filepath.Join(tmp, "done")
 	t.Cleanup(func() {
-		os.WriteFile(goFile, nil, 0o600)
+		_ = os.WriteFile(goFile, nil, 0o600)
 		if pid := readPID(pidFile); pid > 1 {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}

@@ -39,10 +39,10 @@ const (
 
 // Timing of reports.
 const (
-	// twinRetryMin and twinRetryMax bound the back-off between attempts
+	// twinRetryFloor and twinRetryMax bound the back-off between attempts
 	// of a report that failed while connected: 2 s, doubling, at most 5 min.
-	twinRetryMin = 2 * time.Second
-	twinRetryMax = 5 * time.Minute
+	twinRetryFloor = 2 * time.Second
+	twinRetryMax   = 5 * time.Minute
 	// twinAttemptTimeout bounds one attempt: the twin subscription on a
 	// connection's first report, the publish and the hub's answer.
 	twinAttemptTimeout = device.DefaultDialTimeout
@@ -290,7 +290,7 @@ func (r *twinReporter) run(ctx context.Context, target propertyReporter) {
 // first failure is logged at Warn, the retries at Debug; a trigger during
 // the back-off retries at once.
 func (r *twinReporter) report(ctx context.Context, target propertyReporter) {
-	delay, warned := twinRetryMin, false
+	delay, warned := twinRetryFloor, false
 	for {
 		f := r.facts()
 		patch := f.patch()

@@ -414,8 +414,8 @@ func TestTwinReportAttemptBoundedAndStops(t *testing.T) {
 			t.Errorf("unanswered attempt: got %v, want context.DeadlineExceeded", r.Err)
 		}
 		second := h.call()
-		if d := second.at.Sub(first.at); d != twinAttemptTimeout+twinRetryMin {
-			t.Errorf("retry %v after the first attempt, want %v", d, twinAttemptTimeout+twinRetryMin)
+		if d := second.at.Sub(first.at); d != twinAttemptTimeout+twinRetryFloor {
+			t.Errorf("retry %v after the first attempt, want %v", d, twinAttemptTimeout+twinRetryFloor)
 		}
 		start := time.Now()
 		h.stop() // returns only once run has

@@ -55,7 +55,7 @@ func TestAfterSendRunsOnceTheReplyIsPublished(t *testing.T) {
 	fc.accept(b, 0)
 	fc.waitSubscribed(t)
 
-	fc.request("$iothub/methods/POST/later/?$rid=1", nil)
+	fc.mustRequest(t, "$iothub/methods/POST/later/?$rid=1", nil)
 	select {
 	case err := <-afterDone:
 		if err != nil {
@@ -65,7 +65,7 @@ func TestAfterSendRunsOnceTheReplyIsPublished(t *testing.T) {
 		t.Fatal("AfterSend did not run within 20s of the request")
 	}
 	// A reply over the limit is replaced by a 500 and runs no AfterSend.
-	fc.request("$iothub/methods/POST/huge/?$rid=2", nil)
+	fc.mustRequest(t, "$iothub/methods/POST/huge/?$rid=2", nil)
 	if p := fc.reply(t); p.TopicName != "$iothub/methods/res/500/?$rid=2" {
 		t.Fatalf("got %q, want the 500 of a reply too large", p.TopicName)
 	}
@@ -101,7 +101,7 @@ func TestAfterSendNeverRunsForADroppedReply(t *testing.T) {
 	fc1 := b.next(t)
 	fc1.accept(b, 0)
 	fc1.waitSubscribed(t)
-	fc1.request("$iothub/methods/POST/slow/?$rid=old", nil)
+	fc1.mustRequest(t, "$iothub/methods/POST/slow/?$rid=old", nil)
 	<-started
 	fc1.conn.Close() // the network drops
 	fc2 := b.next(t)
@@ -109,7 +109,7 @@ func TestAfterSendNeverRunsForADroppedReply(t *testing.T) {
 	fc2.waitSubscribed(t)
 	close(release)
 	sink.waitFor(t, slog.LevelWarn, map[string]string{logkey.RequestID: "old", logkey.Reason: ""})
-	fc2.request("$iothub/methods/POST/fast/?$rid=new", nil)
+	fc2.mustRequest(t, "$iothub/methods/POST/fast/?$rid=new", nil)
 	if p := fc2.reply(t); p.TopicName != "$iothub/methods/res/202/?$rid=new" {
 		t.Fatalf("got %q, want the new call's reply", p.TopicName)
 	}

@@ -14,8 +14,8 @@ type backoff struct {
 	rand     func() float64 // in [0,1); rand.Float64 by default
 }
 
-func newBackoff(min, max time.Duration) backoff {
-	return backoff{min: min, max: max, rand: rand.Float64}
+func newBackoff(floor, ceiling time.Duration) backoff {
+	return backoff{min: floor, max: ceiling, rand: rand.Float64}
 }
 
 // delay returns the wait before attempt n (0-based) after a failure.

@@ -24,7 +24,7 @@ const (
 const (
 	DefaultSASTTL       = time.Hour
 	DefaultKeepAlive    = 180 * time.Second // the Node SDK's value (§3.2)
-	DefaultBackoffMin   = time.Second
+	DefaultBackoffFloor = time.Second
 	DefaultBackoffMax   = 30 * time.Second
 	DefaultDrainTimeout = 10 * time.Second
 	DefaultMaxInFlight  = 1024
@@ -110,7 +110,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	setDefault(&c.SASTTL, DefaultSASTTL)
 	setDefault(&c.KeepAlive, DefaultKeepAlive)
-	setDefault(&c.BackoffMin, DefaultBackoffMin)
+	setDefault(&c.BackoffMin, DefaultBackoffFloor)
 	setDefault(&c.BackoffMax, DefaultBackoffMax)
 	setDefault(&c.DialTimeout, DefaultDialTimeout)
 	setDefault(&c.DrainTimeout, DefaultDrainTimeout)

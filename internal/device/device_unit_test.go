@@ -182,8 +182,8 @@ func TestRequestsAnsweredOnReplyTopic(t *testing.T) {
 	fc.accept(b, 0)
 	fc.waitSubscribed(t)
 	// An unparsable topic is ignored; the valid request after it is answered.
-	fc.request("$iothub/methods/POST/broken", []byte(`{}`))
-	fc.request("$iothub/methods/POST/reboot/?$rid=7", []byte(`{"a":1}`))
+	fc.mustRequest(t, "$iothub/methods/POST/broken", []byte(`{}`))
+	fc.mustRequest(t, "$iothub/methods/POST/reboot/?$rid=7", []byte(`{"a":1}`))
 	p := fc.reply(t)
 	if want := "$iothub/methods/res/201/?$rid=7"; p.TopicName != want {
 		t.Errorf("reply topic: got %q, want %q", p.TopicName, want)
@@ -210,9 +210,9 @@ func TestSlowHandlerDoesNotBlockOthers(t *testing.T) {
 	fc := b.next(t)
 	fc.accept(b, 0)
 	fc.waitSubscribed(t)
-	fc.request("$iothub/methods/POST/slow/?$rid=slow", nil)
+	fc.mustRequest(t, "$iothub/methods/POST/slow/?$rid=slow", nil)
 	for i := range 20 {
-		fc.request(iothub.MethodRequestTopic("fast", string(rune('a'+i))), nil)
+		fc.mustRequest(t, iothub.MethodRequestTopic("fast", string(rune('a'+i))), nil)
 	}
 	for range 20 {
 		if p := fc.reply(t); strings.Contains(p.TopicName, "rid=slow") {
@@ -239,9 +239,9 @@ func TestBusyGets503(t *testing.T) {
 	fc := b.next(t)
 	fc.accept(b, 0)
 	fc.waitSubscribed(t)
-	fc.request("$iothub/methods/POST/m/?$rid=1", nil)
+	fc.mustRequest(t, "$iothub/methods/POST/m/?$rid=1", nil)
 	<-started
-	fc.request("$iothub/methods/POST/m/?$rid=2", nil)
+	fc.mustRequest(t, "$iothub/methods/POST/m/?$rid=2", nil)
 	if p := fc.reply(t); p.TopicName != "$iothub/methods/res/503/?$rid=2" {
 		t.Errorf("got %q, want a 503 for rid 2", p.TopicName)
 	}
@@ -335,7 +335,7 @@ func TestReplyForLostConnectionIsDropped(t *testing.T) {
 	fc1 := b.next(t)
 	fc1.accept(b, 0)
 	fc1.waitSubscribed(t)
-	fc1.request("$iothub/methods/POST/slow/?$rid=old", nil)
+	fc1.mustRequest(t, "$iothub/methods/POST/slow/?$rid=old", nil)
 	<-started
 	fc1.conn.Close() // the network drops
 	fc2 := b.next(t)
@@ -344,7 +344,7 @@ func TestReplyForLostConnectionIsDropped(t *testing.T) {
 	close(release)
 	// The drop is logged once, as a warning naming the call and why.
 	sink.waitFor(t, slog.LevelWarn, map[string]string{logkey.RequestID: "old", logkey.Reason: ""})
-	fc2.request("$iothub/methods/POST/fast/?$rid=new", nil)
+	fc2.mustRequest(t, "$iothub/methods/POST/fast/?$rid=new", nil)
 	if p := fc2.reply(t); p.TopicName != "$iothub/methods/res/200/?$rid=new" {
 		t.Errorf("got %q on the new connection, want only the new call's reply", p.TopicName)
 	}
@@ -404,7 +404,7 @@ func TestRenewalReconnectsWithFreshTokenAndForwardsReplies(t *testing.T) {
 	fc1 := b.next(t)
 	fc1.accept(b, 0)
 	fc1.waitSubscribed(t)
-	fc1.request("$iothub/methods/POST/slow/?$rid=inflight", nil)
+	fc1.mustRequest(t, "$iothub/methods/POST/slow/?$rid=inflight", nil)
 	<-started
 	fc2 := b.next(t) // the renewal's CONNECT
 	if string(fc2.connect.Password) == string(fc1.connect.Password) {
@@ -473,7 +473,7 @@ func TestShutdownDrainsAndRefusesNewCalls(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("session not connected within 20s")
 	}
-	fc.request("$iothub/methods/POST/m/?$rid=1", nil)
+	fc.mustRequest(t, "$iothub/methods/POST/m/?$rid=1", nil)
 	<-started
 	stopped := make(chan struct{})
 	go func() { stop(); close(stopped) }()
@@ -481,7 +481,7 @@ func TestShutdownDrainsAndRefusesNewCalls(t *testing.T) {
 	// not have seen the cancellation yet: retry until one is refused.
 	var refused bool
 	for i := 0; !refused && i < 200; i++ {
-		fc.request(iothub.MethodRequestTopic("m", "late"), nil)
+		fc.mustRequest(t, iothub.MethodRequestTopic("m", "late"), nil)
 		select {
 		case p := <-fc.pubs:
 			refused = p.TopicName == "$iothub/methods/res/503/?$rid=late"
@@ -524,7 +524,7 @@ func TestDrainTimeoutCancelsHandlers(t *testing.T) {
 	fc := b.next(t)
 	fc.accept(b, 0)
 	fc.waitSubscribed(t)
-	fc.request("$iothub/methods/POST/m/?$rid=1", nil)
+	fc.mustRequest(t, "$iothub/methods/POST/m/?$rid=1", nil)
 	<-started
 	stop() // fails the test if Run does not return
 	if p := fc.reply(t); p.TopicName != "$iothub/methods/res/504/?$rid=1" {

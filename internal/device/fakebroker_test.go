@@ -86,7 +86,7 @@ func (b *fakeBroker) accept() {
 // serveConnect reads c's CONNECT and hands the connection to the test.
 func (b *fakeBroker) serveConnect(c net.Conn) {
 	defer b.wg.Done()
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	p, err := packets.ReadPacket(c)
 	if err != nil {
 		c.Close()
@@ -97,7 +97,7 @@ func (b *fakeBroker) serveConnect(c net.Conn) {
 		c.Close()
 		return
 	}
-	c.SetReadDeadline(time.Time{})
+	_ = c.SetReadDeadline(time.Time{})
 	fc := &fakeConn{conn: c, connect: cp, pubs: make(chan *packets.PublishPacket, 1024),
 		subs: make(chan *packets.SubscribePacket, 16), closed: make(chan struct{})}
 	b.conns <- fc
@@ -147,15 +147,13 @@ func (b *fakeBroker) nextWithin(t testing.TB, d time.Duration) *fakeConn {
 func (fc *fakeConn) accept(b *fakeBroker, rc byte) {
 	ack := packets.NewControlPacket(packets.Connack).(*packets.ConnackPacket)
 	ack.ReturnCode = rc
-	fc.write(ack)
+	_ = fc.write(ack)
 	if rc != 0 {
 		fc.conn.Close()
 		close(fc.closed)
 		return
 	}
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
+	b.wg.Go(func() {
 		defer close(fc.closed)
 		defer fc.conn.Close()
 		for {
@@ -173,10 +171,10 @@ func (fc *fakeConn) accept(b *fakeBroker, rc byte) {
 						sa.ReturnCodes[i] = 0x80
 					}
 				}
-				fc.write(sa)
+				_ = fc.write(sa)
 				fc.subs <- p
 			case *packets.PingreqPacket:
-				fc.write(packets.NewControlPacket(packets.Pingresp))
+				_ = fc.write(packets.NewControlPacket(packets.Pingresp))
 			case *packets.PublishPacket:
 				fc.pubs <- p
 				fc.answerTwin(p)
@@ -184,7 +182,7 @@ func (fc *fakeConn) accept(b *fakeBroker, rc byte) {
 				return
 			}
 		}
-	}()
+	})
 }
 
 func (fc *fakeConn) write(p packets.ControlPacket) error {
@@ -203,7 +201,7 @@ func (fc *fakeConn) answerTwin(p *packets.PublishPacket) {
 		return
 	}
 	if status, version, body, ok := fc.twin(rid, p.Payload); ok {
-		fc.request(iothub.TwinResponseTopic(status, rid, version), body)
+		_ = fc.request(iothub.TwinResponseTopic(status, rid, version), body)
 	}
 }
 
@@ -213,6 +211,15 @@ func (fc *fakeConn) request(topic string, payload []byte) error {
 	p.TopicName = topic
 	p.Payload = payload
 	return fc.write(p)
+}
+
+// mustRequest is request from the test's goroutine: a failed write fails
+// the test.
+func (fc *fakeConn) mustRequest(t testing.TB, topic string, payload []byte) {
+	t.Helper()
+	if err := fc.request(topic, payload); err != nil {
+		t.Fatalf("publish %s: %v", topic, err)
+	}
 }
 
 // waitSubscribed waits for the client's SUBSCRIBE (already acknowledged).
@@ -244,9 +251,7 @@ func (fc *fakeConn) reply(t testing.TB) *packets.PublishPacket {
 func (b *fakeBroker) acceptAll(t testing.TB) <-chan *packets.PublishPacket {
 	pubs := make(chan *packets.PublishPacket, 1024)
 	stop := make(chan struct{})
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
+	b.wg.Go(func() {
 		for {
 			select {
 			case fc := <-b.conns:
@@ -257,7 +262,7 @@ func (b *fakeBroker) acceptAll(t testing.TB) <-chan *packets.PublishPacket {
 				return
 			}
 		}
-	}()
+	})
 	t.Cleanup(func() { close(stop) })
 	return pubs
 }

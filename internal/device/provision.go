@@ -247,6 +247,7 @@ func (p *provisioner) wait(ctx context.Context, tok mqtt.Token, what string) err
 	case <-tok.Done():
 		if err := tok.Error(); err != nil {
 			if ctx.Err() == nil && isTimeout(err) { // paho's own bound, the same RequestTimeout
+				//nolint:errorlint // err may be context.DeadlineExceeded: a DPS timeout is ErrProvisionTimeout and must not look like the caller's own deadline.
 				return fmt.Errorf("dps: %s %s: %w (%s): %v", what, p.cfg.Endpoint, ErrProvisionTimeout, p.cfg.RequestTimeout, err)
 			}
 			return fmt.Errorf("dps: %s %s: %w", what, p.cfg.Endpoint, err)

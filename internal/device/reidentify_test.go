@@ -31,7 +31,7 @@ func (r *reidentifier) reidentify(ctx context.Context) (iothub.ConnectionString,
 	if r.fail.Load() {
 		return iothub.ConnectionString{}, errNoAssignment
 	}
-	return iothub.ConnectionString{HostName: tvHost, DeviceID: "device-" + string(rune('1'+n)), SharedAccessKey: tvKey}, nil
+	return iothub.ConnectionString{HostName: tvHost, DeviceID: "device-" + string('1'+n), SharedAccessKey: tvKey}, nil
 }
 
 // TestReidentifyAfterRefusedIdentity: a CONNACK refusing the identity (5,

@@ -123,8 +123,8 @@ func TestReportPropertiesReturnsVersion(t *testing.T) {
 			t.Fatalf("both requests used $rid %s", ridA)
 		}
 
-		fc.request(iothub.TwinResponseTopic(204, "no-such-rid", 99), nil)
-		fc.request(iothub.TwinResponseTopic(204, ridB, 8), nil)
+		fc.mustRequest(t, iothub.TwinResponseTopic(204, "no-such-rid", 99), nil)
+		fc.mustRequest(t, iothub.TwinResponseTopic(204, ridB, 8), nil)
 		if r := <-second; r.err != nil || r.version != 8 {
 			t.Errorf("second report: got %d, %v; want version 8", r.version, r.err)
 		}
@@ -134,7 +134,7 @@ func TestReportPropertiesReturnsVersion(t *testing.T) {
 			t.Fatalf("first report returned %d, %v on another $rid's answer", r.version, r.err)
 		default:
 		}
-		fc.request(iothub.TwinResponseTopic(204, ridA, 7), nil)
+		fc.mustRequest(t, iothub.TwinResponseTopic(204, ridA, 7), nil)
 		if r := <-first; r.err != nil || r.version != 7 {
 			t.Errorf("first report: got %d, %v; want version 7", r.version, r.err)
 		}
@@ -143,7 +143,7 @@ func TestReportPropertiesReturnsVersion(t *testing.T) {
 		}
 
 		// The session answers methods as before.
-		fc.request(iothub.MethodRequestTopic("m", "1"), []byte(`{}`))
+		fc.mustRequest(t, iothub.MethodRequestTopic("m", "1"), []byte(`{}`))
 		if p := fc.reply(t); p.TopicName != iothub.MethodResponseTopic(200, "1") {
 			t.Errorf("method reply on %q, want %q", p.TopicName, iothub.MethodResponseTopic(200, "1"))
 		}
@@ -312,7 +312,7 @@ func TestTwinRefusedLeavesMethodsWorking(t *testing.T) {
 			t.Errorf("published %q after the twin subscription was refused", p.TopicName)
 		default:
 		}
-		fc.request(iothub.MethodRequestTopic("m", "1"), []byte(`{"k":1}`))
+		fc.mustRequest(t, iothub.MethodRequestTopic("m", "1"), []byte(`{"k":1}`))
 		if p := fc.reply(t); p.TopicName != iothub.MethodResponseTopic(200, "1") || string(p.Payload) != `{"k":1}` {
 			t.Errorf("method reply %q %s, want %q {\"k\":1}", p.TopicName, p.Payload, iothub.MethodResponseTopic(200, "1"))
 		}

@@ -92,7 +92,9 @@ func dial(t *testing.T, p *Proxy) net.Conn {
 
 func send(t *testing.T, c net.Conn, b []byte) {
 	t.Helper()
-	c.SetWriteDeadline(time.Now().Add(ioWait))
+	if err := c.SetWriteDeadline(time.Now().Add(ioWait)); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.Write(b); err != nil {
 		t.Fatalf("write: %v", err)
 	}
@@ -100,7 +102,9 @@ func send(t *testing.T, c net.Conn, b []byte) {
 
 func receive(t *testing.T, c net.Conn, n int) []byte {
 	t.Helper()
-	c.SetReadDeadline(time.Now().Add(ioWait))
+	if err := c.SetReadDeadline(time.Now().Add(ioWait)); err != nil {
+		t.Fatal(err)
+	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(c, b); err != nil {
 		t.Fatalf("read %d bytes: %v", n, err)
@@ -111,7 +115,7 @@ func receive(t *testing.T, c net.Conn, n int) []byte {
 // closedWithin reports whether c's peer ended the connection (EOF or a
 // reset) before d passed.
 func closedWithin(c net.Conn, d time.Duration) bool {
-	c.SetReadDeadline(time.Now().Add(d))
+	_ = c.SetReadDeadline(time.Now().Add(d))
 	_, err := io.Copy(io.Discard, c)
 	var ne net.Error
 	return !(errors.As(err, &ne) && ne.Timeout())
@@ -159,7 +163,10 @@ func TestBlackholeHoldsThenDelivers(t *testing.T) {
 	p.SetMode(Blackhole)
 	send(t, client, []byte("one"))
 	send(t, client, []byte("two"))
-	server.SetReadDeadline(time.Now().Add(300 * time.Millisecond)) // how long "nothing arrives" is observed
+	// How long "nothing arrives" is observed.
+	if err := server.SetReadDeadline(time.Now().Add(300 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
 	if n, err := server.Read(make([]byte, 8)); n > 0 || !isTimeout(err) {
 		t.Fatalf("black hole delivered %d bytes (%v), want none", n, err)
 	}

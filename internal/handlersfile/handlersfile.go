@@ -114,8 +114,7 @@ func unsafeErrors(err error) []*confperm.Error {
 		}
 		return out
 	}
-	var e *confperm.Error
-	if errors.As(err, &e) {
+	if e, ok := errors.AsType[*confperm.Error](err); ok {
 		return []*confperm.Error{e}
 	}
 	return nil

@@ -32,8 +32,8 @@ type admission struct {
 // admissionLogEvery rate-limits the refusal log.
 const admissionLogEvery = 10 * time.Second
 
-func newAdmission(name string, max int, log *slog.Logger) *admission {
-	return &admission{name: name, max: max, log: log, pending: map[net.Conn]struct{}{}}
+func newAdmission(name string, limit int, log *slog.Logger) *admission {
+	return &admission{name: name, max: limit, log: log, pending: map[net.Conn]struct{}{}}
 }
 
 // enter counts c as pending; it reports false when the cap is reached.

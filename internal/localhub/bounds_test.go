@@ -109,6 +109,7 @@ func TestSlowBodyRefused(t *testing.T) {
 		if err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge {
 			t.Fatalf("got %v, %v; want 413", resp, err)
 		}
+		_ = resp.Body.Close()
 	})
 	t.Run("endless chunked body", func(t *testing.T) {
 		c := th.dialTLS(t, th.info.HTTPSAddr)
@@ -127,6 +128,7 @@ func TestSlowBodyRefused(t *testing.T) {
 		if err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge {
 			t.Fatalf("got %v, %v; want 413", resp, err)
 		}
+		_ = resp.Body.Close()
 		c.Close()
 		<-done
 	})
@@ -137,6 +139,7 @@ func TestSlowBodyRefused(t *testing.T) {
 		if err != nil || resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("got %v, %v; want 401 before the body", resp, err)
 		}
+		_ = resp.Body.Close()
 		closedWithin(t, c, waitFor)
 	})
 }
@@ -163,6 +166,7 @@ func TestPendingConnectionCap(t *testing.T) {
 		if err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("authorized request: %v, %v", resp, err)
 		}
+		_ = resp.Body.Close()
 		th.dialTLS(t, th.info.HTTPSAddr)
 		closedWithin(t, dialTCP(t, th.info.HTTPSAddr), waitFor)
 	})

@@ -278,13 +278,11 @@ func (h *Hub) startREST(ln net.Listener, tlsConf *tls.Config) {
 		ConnContext:       withConn(adm),
 		ErrorLog:          slog.NewLogLogger(h.log.With(logkey.Component, "https").Handler(), slog.LevelDebug),
 	}
-	h.serveWG.Add(1)
-	go func() {
-		defer h.serveWG.Done()
+	h.serveWG.Go(func() {
 		if err := h.httpSrv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			h.log.Error("https server stopped", logkey.Err, err)
 		}
-	}()
+	})
 }
 
 // Info returns the hub's current Info: what hub.json holds, or (after a

@@ -55,8 +55,7 @@ func (h *Hub) Invoke(ctx context.Context, deviceID, moduleID string, req iothub.
 			slog.String(logkey.Method, req.MethodName), slog.String(logkey.RequestID, rid),
 			slog.Int64(logkey.DurationMs, time.Since(start).Milliseconds()),
 		}
-		var he *iothub.Error
-		if errors.As(err, &he) {
+		if he, ok := errors.AsType[*iothub.Error](err); ok {
 			attrs = append(attrs, slog.Int(logkey.ErrorCode, he.Code))
 		} else {
 			attrs = append(attrs, slog.Int(logkey.Status, res.Status))

@@ -213,11 +213,9 @@ func (s *jobs) start() {
 
 // spawn runs j in a goroutine of its own; s.mu is held.
 func (s *jobs) spawn(j *job) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.wg.Go(func() {
 		s.run(j)
-	}()
+	})
 }
 
 // close stops the engine: it waits for every job goroutine (they stop

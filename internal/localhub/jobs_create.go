@@ -152,8 +152,7 @@ func jobTwinPatch(raw json.RawMessage, now time.Time) (json.RawMessage, error) {
 		}
 	}
 	if _, err := twindoc.New(now).Update(raw, false, now); err != nil {
-		var he *iothub.Error
-		if errors.As(err, &he) {
+		if he, ok := errors.AsType[*iothub.Error](err); ok {
 			return nil, argInvalid("updateTwin: " + he.Message)
 		}
 		return nil, argInvalid("updateTwin: " + err.Error())

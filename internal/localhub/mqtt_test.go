@@ -150,7 +150,7 @@ func TestNewConnectionKicksOld(t *testing.T) {
 	first.subscribe(t, 0, func(request) (int, []byte, bool) { return 500, []byte(`"old"`), true })
 	mark := th.events.mark()
 	second := th.mustConnect(t, "dev1")
-	first.waitLost(t)
+	_ = first.waitLost(t)
 	th.events.wait(t, mark, "the kick", is(localhub.EventKicked, "dev1"))
 	th.events.wait(t, mark, "the old connection's end", isErr(localhub.EventDisconnected, "dev1", localhub.ErrKicked))
 	second.subscribe(t, 0, func(request) (int, []byte, bool) { return 200, []byte(`"new"`), true })
@@ -195,7 +195,7 @@ func TestForbiddenTrafficDisconnects(t *testing.T) {
 			d := th.mustConnect(t, "dev1")
 			mark := th.events.mark()
 			tc.do(d.c).WaitTimeout(time.Second) // may never complete: the hub hangs up
-			d.waitLost(t)
+			_ = d.waitLost(t)
 			th.events.wait(t, mark, "the hub to end the connection as forbidden", isErr(localhub.EventDisconnected, "dev1", localhub.ErrForbidden))
 		})
 	}
@@ -297,7 +297,7 @@ func TestExpiredTokenDisconnects(t *testing.T) {
 	if err != nil {
 		t.Fatalf("connect with a short-lived token: %v", err)
 	}
-	d.waitLost(t) // bounded by waitFor: a hub that never enforces expiry fails here
+	_ = d.waitLost(t) // bounded by waitFor: a hub that never enforces expiry fails here
 	// Not before the expiry: se is whole seconds, so the token may expire up
 	// to 1 s before start+2s. (No upper bound beyond waitLost's deadline:
 	// timed assertions flake on a shared machine.)
@@ -459,7 +459,7 @@ func TestTakeoverKeepsIdentityCallable(t *testing.T) {
 		wg.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
 				payload := fmt.Sprintf(`"w%d-%d"`, w, i)
-				res, err := th.Hub.Invoke(context.Background(), "dev1", "", iothub.MethodRequest{
+				res, err := th.Invoke(context.Background(), "dev1", "", iothub.MethodRequest{
 					MethodName: "m", Payload: []byte(payload), ResponseTimeoutInSeconds: 5})
 				calls.Add(1)
 				var e *iothub.Error
@@ -484,7 +484,7 @@ func TestTakeoverKeepsIdentityCallable(t *testing.T) {
 	}
 	for range 40 {
 		d := connect()
-		prev.waitLost(t)
+		_ = prev.waitLost(t)
 		prev = d
 	}
 	stop()

@@ -88,8 +88,7 @@ func (h *Hub) runQuery(sql string, size int, cont string) (queryPage, error) {
 
 // querySyntaxError is the 400004 answer to a query Parse refused.
 func querySyntaxError(err error) error {
-	var se *twinquery.SyntaxError
-	if errors.As(err, &se) {
+	if se, ok := errors.AsType[*twinquery.SyntaxError](err); ok {
 		return iothub.NewError(iothub.CodeArgumentInvalid, fmt.Sprintf("Syntax error at position %d: %s", se.Pos, se.Msg))
 	}
 	return iothub.NewError(iothub.CodeArgumentInvalid, "Invalid query: "+err.Error())

@@ -242,8 +242,8 @@ func TestRegistryUpdateAndDisable(t *testing.T) {
 	}
 	th.events.wait(t, mark, "dev1 to be disconnected", isErr(localhub.EventDisconnected, "dev1", localhub.ErrIdentityDisabled))
 	th.events.wait(t, mark, "dev1/mod1 to be disconnected", isErr(localhub.EventDisconnected, "dev1/mod1", localhub.ErrIdentityDisabled))
-	dev.waitLost(t)
-	mod.waitLost(t)
+	_ = dev.waitLost(t)
+	_ = mod.waitLost(t)
 	th.wantRefused(t, th.creds(t, "dev1", time.Hour), localhub.ErrIdentityDisabled)
 	th.wantRefused(t, th.creds(t, "dev1/mod1", time.Hour), localhub.ErrIdentityDisabled)
 	wantError(t, th.invoke(t, "dev1", "", iothub.MethodRequest{MethodName: "m"}), iothub.CodeDeviceNotFound)
@@ -306,7 +306,7 @@ func TestRegistryModules(t *testing.T) {
 		t.Fatalf("DELETE module: %d %s, want 204", r.status, r.body)
 	}
 	th.events.wait(t, mark, "the module's connection to end", isErr(localhub.EventDisconnected, "dev1/m1", localhub.ErrIdentityDeleted))
-	conn.waitLost(t)
+	_ = conn.waitLost(t)
 	wantLegacyError(t, th.call(t, http.MethodGet, mpath, nil), iothub.CodeModuleNotFound)
 	wantLegacyError(t, th.call(t, http.MethodGet, iothub.TwinPath("dev1", "m1"), nil), iothub.CodeModuleNotFound)
 	wantLegacyError(t, th.call(t, http.MethodDelete, mpath, nil, "If-Match", `"*"`), iothub.CodeModuleNotFound)
@@ -333,8 +333,8 @@ func TestRegistryDeleteDevice(t *testing.T) {
 	for _, id := range []string{"gone", "gone/m1"} {
 		th.events.wait(t, mark, id+"'s connection to end", isErr(localhub.EventDisconnected, id, localhub.ErrIdentityDeleted))
 	}
-	dev.waitLost(t)
-	mod.waitLost(t)
+	_ = dev.waitLost(t)
+	_ = mod.waitLost(t)
 	wantLegacyError(t, th.call(t, http.MethodGet, iothub.DevicePath("gone", ""), nil), iothub.CodeDeviceNotFound)
 	wantLegacyError(t, th.call(t, http.MethodGet, iothub.DevicePath("gone", "m1"), nil), iothub.CodeDeviceNotFound)
 	wantLegacyError(t, th.call(t, http.MethodGet, iothub.TwinPath("gone", ""), nil), iothub.CodeDeviceNotFound)

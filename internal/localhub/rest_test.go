@@ -168,7 +168,9 @@ func TestDeviceReplies(t *testing.T) {
 			Status int
 			Body   string
 		}
-		json.Unmarshal(r.payload, &spec)
+		if err := json.Unmarshal(r.payload, &spec); err != nil {
+			t.Errorf("device got payload %s: %v", r.payload, err)
+		}
 		return spec.Status, []byte(spec.Body), true
 	})
 	cases := []struct {
@@ -242,7 +244,7 @@ func TestBadRequests(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != 405 || resp.Header.Get(iothub.ErrorCodeHeader) != "MethodNotAllowed" {
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get(iothub.ErrorCodeHeader) != "MethodNotAllowed" {
 			t.Errorf("GET: %d %q, want 405 MethodNotAllowed", resp.StatusCode, resp.Header.Get(iothub.ErrorCodeHeader))
 		}
 	})
@@ -283,7 +285,7 @@ func TestOversizedBodyNotRead(t *testing.T) {
 			resp, err := th.http.Do(req)
 			if err == nil {
 				resp.Body.Close()
-				if resp.StatusCode != 413 {
+				if resp.StatusCode != http.StatusRequestEntityTooLarge {
 					t.Errorf("status %d, want 413", resp.StatusCode)
 				}
 			}
@@ -398,7 +400,7 @@ func TestModuleRoundTrip(t *testing.T) {
 		t.Fatal("telemetry publish timed out")
 	}
 	d.c.Publish("devices/edge/messages/events/", 0, false, []byte("x"))
-	d.waitLost(t)
+	_ = d.waitLost(t)
 }
 
 // TestCloseFailsPendingCalls: Close answers waiting calls and is idempotent.
@@ -408,7 +410,7 @@ func TestCloseFailsPendingCalls(t *testing.T) {
 	seen := d.subscribe(t, 0, func(request) (int, []byte, bool) { return 0, nil, false })
 	errs := make(chan error, 1)
 	go func() {
-		_, err := th.Hub.Invoke(t.Context(), "dev1", "", iothub.MethodRequest{MethodName: "m", ResponseTimeoutInSeconds: 60})
+		_, err := th.Invoke(t.Context(), "dev1", "", iothub.MethodRequest{MethodName: "m", ResponseTimeoutInSeconds: 60})
 		errs <- err
 	}()
 	<-seen
@@ -424,7 +426,7 @@ func TestCloseFailsPendingCalls(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatal("pending call not failed by Close")
 	}
-	d.waitLost(t)
+	_ = d.waitLost(t)
 	th.events.wait(t, 0, "the device's connection to end with the hub", isErr(localhub.EventDisconnected, "dev1", localhub.ErrShuttingDown))
 	if err := th.Close(); err != nil {
 		t.Errorf("second Close: %v", err)

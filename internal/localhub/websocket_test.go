@@ -44,12 +44,17 @@ func TestWebSocketHandshake(t *testing.T) {
 		if err != nil {
 			t.Fatalf("subprotocol %s: %v", proto, err)
 		}
+		_ = resp.Body.Close()
 		if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != proto {
 			t.Errorf("negotiated %q, want %q", got, proto)
 		}
 		ws.Close()
 	}
-	if _, resp, err := dialer.Dial("wss://localhost:"+port+"/mqtt", nil); err == nil || resp == nil || resp.StatusCode != 404 {
+	_, resp, err := dialer.Dial("wss://localhost:"+port+"/mqtt", nil)
+	if resp != nil {
+		_ = resp.Body.Close()
+	}
+	if err == nil || resp == nil || resp.StatusCode != http.StatusNotFound {
 		t.Errorf("other path: %v, want 404", err)
 	}
 }

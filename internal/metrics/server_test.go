@@ -59,7 +59,7 @@ func TestMetricsServerLifecycle(t *testing.T) {
 	}
 
 	if again, err := metrics.Start(e.Addr().String(), "v1", log); err == nil {
-		again.Shutdown(context.Background())
+		_ = again.Shutdown(context.Background())
 		t.Errorf("a second server on %s started; want a listen error", e.Addr())
 	}
 	if err := e.Shutdown(context.Background()); err != nil {

@@ -139,7 +139,9 @@ func TestCachedIgnores(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var log bytes.Buffer
 			c := testConfig(t, &fakeDPS{}, &log)
-			os.MkdirAll(filepath.Dir(c.CachePath), 0o700)
+			if err := os.MkdirAll(filepath.Dir(c.CachePath), 0o700); err != nil {
+				t.Fatal(err)
+			}
 			if err := os.WriteFile(c.CachePath, []byte(tc.content), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -161,7 +163,9 @@ func TestKeysAndErrors(t *testing.T) {
 	var log bytes.Buffer
 	c := testConfig(t, dps, &log)
 	indiv := filepath.Join(t.TempDir(), "dev.key")
-	os.WriteFile(indiv, []byte(devKey), 0o600)
+	if err := os.WriteFile(indiv, []byte(devKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	ci := c
 	ci.GroupKeyFile, ci.SymmetricKeyFile = "", indiv
 	if cs, err := newProvisioner(t, ci).Register(context.Background()); err != nil || cs.SharedAccessKey != devKey {
@@ -177,7 +181,9 @@ func TestKeysAndErrors(t *testing.T) {
 	}
 
 	bad := filepath.Join(t.TempDir(), "bad.key")
-	os.WriteFile(bad, []byte("not base64 "+groupKey[:10]), 0o600)
+	if err := os.WriteFile(bad, []byte("not base64 "+groupKey[:10]), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cb := c
 	cb.GroupKeyFile = bad
 	if _, err := newProvisioner(t, cb).Register(context.Background()); err == nil || strings.Contains(err.Error(), groupKey[:10]) {

@@ -91,7 +91,7 @@ func metadataAt(t *testing.T, tw *Twin, section, dotted string) (metadata, bool)
 	}
 	raw := doc.Properties[section]["$metadata"]
 	if dotted != "" {
-		for _, k := range strings.Split(dotted, ".") {
+		for k := range strings.SplitSeq(dotted, ".") {
 			var m map[string]json.RawMessage
 			if err := json.Unmarshal(raw, &m); err != nil {
 				t.Fatalf("metadata %s: %v", dotted, err)

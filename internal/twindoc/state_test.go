@@ -76,7 +76,7 @@ func TestStateInvalid(t *testing.T) {
 	if err := probe.UnmarshalJSON([]byte(valid)); err != nil {
 		t.Fatalf("the valid base: %v", err)
 	}
-	swap := func(old, new string) string { return strings.Replace(valid, old, new, 1) }
+	swap := func(from, to string) string { return strings.Replace(valid, from, to, 1) }
 	tests := []struct{ name, state string }{
 		{"empty", ``},
 		{"garbage", `not json`},

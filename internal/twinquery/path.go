@@ -112,7 +112,7 @@ func canonicalRoot(src Source, name string) string {
 	if src == Jobs {
 		names = jobRecordRoots
 	}
-	for _, n := range strings.Fields(names) {
+	for n := range strings.FieldsSeq(names) {
 		if strings.EqualFold(n, name) {
 			return n
 		}

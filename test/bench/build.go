@@ -62,7 +62,7 @@ func goBuild(ctx context.Context, src, out string, symbols bool) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", ldflags, "-o", out, ".")
 	cmd.Dir, cmd.Env = src, append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build in %s: %v\n%s", src, err, b)
+		return fmt.Errorf("go build in %s: %w\n%s", src, err, b)
 	}
 	return nil
 }

@@ -179,7 +179,7 @@ func (h *harness) measureDevices(ctx context.Context, kinds []deviceKind) []devi
 					h.progress("  %s %s", k.key, c.line())
 					res[i].cells = append(res[i].cells, c)
 					if !p.alive() {
-						res[i].err = fmt.Errorf("%s exited during %s: %v\n%s", p.name, c.line(), p.waitErr, p.tail.String())
+						res[i].err = fmt.Errorf("%s exited during %s: %w\n%s", p.name, c.line(), p.waitErr, p.tail.String())
 					}
 				}
 			}
@@ -239,7 +239,7 @@ func quietMemory(ctx context.Context, p *proc, window time.Duration) (memory, er
 	case <-ctx.Done():
 		return memory{}, ctx.Err()
 	case <-p.exited:
-		return memory{}, fmt.Errorf("%s exited while idle: %v\n%s", p.name, p.waitErr, p.tail.String())
+		return memory{}, fmt.Errorf("%s exited while idle: %w\n%s", p.name, p.waitErr, p.tail.String())
 	}
 	return readMemory(p.pid())
 }

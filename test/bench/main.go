@@ -90,14 +90,14 @@ func parseOptions(args []string, stderr io.Writer, root string) (options, error)
 	fs.BoolVar(&o.symbols, "symbols", false, "build the binaries unstripped, so that perf record -p PID can name functions (RSS then differs from shipping)")
 	fs.StringVar(&o.nodeModules, "node-modules", filepath.Join(root, "test", "conformance", "node_modules"), "node_modules holding azure-iot-device-mqtt (npm ci --prefix test/conformance)")
 	if err := fs.Parse(args); err != nil {
-		return o, fmt.Errorf("%w: %v", errUsage, err)
+		return o, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	o.applyDefaults()
 	if err := o.restrictMatrix(); err != nil {
-		return o, fmt.Errorf("%w: %v", errUsage, err)
+		return o, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if o.only != "" && !strings.Contains(o.only, "d") {
 		o.skipNode = true

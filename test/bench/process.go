@@ -144,7 +144,7 @@ func (p *proc) waitReady(timeout time.Duration) (time.Duration, error) {
 	case <-p.ready:
 		return p.readyAt.Sub(p.started), nil
 	case <-p.exited:
-		return 0, fmt.Errorf("%s exited before it was ready (%v); output:\n%s", p.name, p.waitErr, p.tail.String())
+		return 0, fmt.Errorf("%s exited before it was ready (%w); output:\n%s", p.name, p.waitErr, p.tail.String())
 	case <-t.C:
 		return 0, fmt.Errorf("%s not ready within %v; output:\n%s", p.name, timeout, p.tail.String())
 	}
@@ -185,7 +185,7 @@ func (p *proc) stop(grace time.Duration) error {
 		return nil // ended by SIGTERM without handling it: still a clean stop for us
 	}
 	if p.waitErr != nil {
-		return fmt.Errorf("%s: %v; output:\n%s", p.name, p.waitErr, p.tail.String())
+		return fmt.Errorf("%s: %w; output:\n%s", p.name, p.waitErr, p.tail.String())
 	}
 	return nil
 }

@@ -36,7 +36,7 @@ func (b *binary) get(t *testing.T) string {
 		defer cancel()
 		out, err := exec.CommandContext(ctx, "go", "build", "-o", b.path, "github.com/methodd/methodd").CombinedOutput()
 		if err != nil {
-			b.err = fmt.Errorf("go build methodd: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build methodd: %w\n%s", err, out)
 		}
 	})
 	if b.err != nil {
@@ -97,7 +97,7 @@ func runInvoke(ctx context.Context, t *testing.T, h *hubEnv, args ...string) (st
 	case errors.As(runErr, &exit) && ctx.Err() == nil:
 		return out.String(), errb.String(), exit.ExitCode(), nil
 	default:
-		return out.String(), errb.String(), -1, fmt.Errorf("methodd invoke: %v; stderr: %s", runErr, errb.String())
+		return out.String(), errb.String(), -1, fmt.Errorf("methodd invoke: %w; stderr: %s", runErr, errb.String())
 	}
 }
 
@@ -114,7 +114,7 @@ func parseInvokeOutput(stdout string) (invokeResult, error) {
 		return r, fmt.Errorf("methodd invoke printed %d lines, want one: %q", strings.Count(line, "\n")+1, stdout)
 	}
 	if err := json.Unmarshal([]byte(line), &r); err != nil {
-		return r, fmt.Errorf("methodd invoke output %q: %v", stdout, err)
+		return r, fmt.Errorf("methodd invoke output %q: %w", stdout, err)
 	}
 	return r, nil
 }

@@ -91,8 +91,8 @@ func startDaemon(t *testing.T, h *hubEnv, bin string) error {
 			}
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited
-			t.Errorf("methodd run still running 10 s after SIGTERM")
+			err := <-exited
+			t.Errorf("methodd run still running 10 s after SIGTERM (killed: %v)", err)
 		}
 		if t.Failed() {
 			t.Logf("methodd run output:\n%s", out.String())
@@ -123,7 +123,7 @@ func decodePayload(r event, v any) error {
 	dec := json.NewDecoder(bytes.NewReader([]byte(*r.Payload)))
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("payload %s: %v", *r.Payload, err)
+		return fmt.Errorf("payload %s: %w", *r.Payload, err)
 	}
 	return nil
 }

@@ -177,7 +177,7 @@ func (n *node) waitFor(ctx context.Context, what string, match func(event) bool)
 					return ev, nil
 				}
 			}
-			return event{}, fmt.Errorf("%s exited (%v) before %s; %s", n.name, n.err, what, n.tail())
+			return event{}, fmt.Errorf("%s exited (%w) before %s; %s", n.name, n.err, what, n.tail())
 		case <-ctx.Done():
 			return event{}, fmt.Errorf("%s: no %s before the deadline (%w); %s", n.name, what, ctx.Err(), n.tail())
 		}

@@ -191,7 +191,7 @@ func jsonAt(doc json.RawMessage, path string) (any, bool) {
 	if path == "" {
 		return v, true
 	}
-	for _, k := range strings.Split(path, ".") {
+	for k := range strings.SplitSeq(path, ".") {
 		m, ok := v.(map[string]any)
 		if !ok {
 			return nil, false

@@ -130,12 +130,12 @@ func (b *fakeBroker) serve(c net.Conn) {
 		}
 		switch header >> 4 {
 		case 1: // CONNECT
-			b.write([]byte{0x20, 2, 0, 0})
+			_ = b.write([]byte{0x20, 2, 0, 0})
 		case 8: // SUBSCRIBE
-			b.write([]byte{0x90, 3, body[0], body[1], 0})
+			_ = b.write([]byte{0x90, 3, body[0], body[1], 0})
 			b.subbed <- struct{}{}
 		case 12: // PINGREQ
-			b.write([]byte{0xD0, 0})
+			_ = b.write([]byte{0xD0, 0})
 		case 3: // PUBLISH (the session replies at QoS 0)
 			if len(body) < 2 {
 				return
@@ -163,7 +163,7 @@ func (b *fakeBroker) write(p []byte) error {
 	if b.w == nil {
 		return errors.New("no connection")
 	}
-	b.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_ = b.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	if _, err := b.w.Write(p); err != nil {
 		return err
 	}
@@ -176,7 +176,7 @@ func readPacket(r *bufio.Reader) (byte, []byte, error) {
 		return 0, nil, err
 	}
 	n, mult := 0, 1
-	for i := 0; i < 4; i++ {
+	for range 4 {
 		d, err := r.ReadByte()
 		if err != nil {
 			return 0, nil, err

@@ -305,15 +305,13 @@ func startLoad(th *testHub, workers int, interval time.Duration, timeoutSec int)
 	stop := make(chan struct{})
 	l := &load{cancel: sync.OnceFunc(func() { close(stop) })}
 	for w := range workers {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
+		l.wg.Go(func() {
 			var tick *time.Ticker
 			if interval > 0 {
 				tick = time.NewTicker(interval)
 				defer tick.Stop()
 			}
-			for i := 0; i < 10_000_000; i++ {
+			for i := range 10_000_000 {
 				select {
 				case <-stop:
 					return
@@ -331,7 +329,7 @@ func startLoad(th *testHub, workers int, interval time.Duration, timeoutSec int)
 					}
 				}
 			}
-		}()
+		})
 	}
 	return l
 }

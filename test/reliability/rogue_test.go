@@ -76,11 +76,15 @@ func dialRogue(t *testing.T, th *testHub, withTLS bool) *rogue {
 	t.Cleanup(func() { c.Close() })
 	if withTLS {
 		tc := tls.Client(c, &tls.Config{RootCAs: th.roots(t), ServerName: "localhost"})
-		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
 		if err := tc.Handshake(); err != nil {
 			t.Fatalf("TLS handshake: %v", err)
 		}
-		tc.SetDeadline(time.Time{})
+		if err := tc.SetDeadline(time.Time{}); err != nil {
+			t.Fatal(err)
+		}
 		c = tc
 	}
 	return &rogue{t: t, th: th, conn: c}
@@ -99,23 +103,27 @@ func (r *rogue) login(id string) {
 	}
 	r.send(connectPacket(cs.ClientID(), iothub.Username(cs.HostName, cs.ClientID(), "rogue"), tok))
 	ack := make([]byte, 4)
-	r.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if err := r.conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		r.t.Fatal(err)
+	}
 	if _, err := io.ReadFull(r.conn, ack); err != nil || ack[0] != 0x20 || ack[3] != 0 {
 		r.t.Fatalf("CONNACK for %s: % x, %v", id, ack, err)
 	}
-	r.conn.SetReadDeadline(time.Time{})
+	if err := r.conn.SetReadDeadline(time.Time{}); err != nil {
+		r.t.Fatal(err)
+	}
 }
 
 // send writes b; a write error is fine (the hub may have hung up already).
 func (r *rogue) send(b []byte) {
-	r.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_ = r.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	_, _ = r.conn.Write(b)
 }
 
 // closedWithin reports whether the hub closes the connection within d
 // (whatever it sends before that is read and discarded).
 func (r *rogue) closedWithin(d time.Duration) bool {
-	r.conn.SetReadDeadline(time.Now().Add(d))
+	_ = r.conn.SetReadDeadline(time.Now().Add(d))
 	_, err := io.Copy(io.Discard, r.conn)
 	var ne net.Error
 	return !(errors.As(err, &ne) && ne.Timeout())
