@@ -108,8 +108,7 @@ func gitOut(t *testing.T, dir string, args ...string) string {
 	cmd.Dir = dir
 	out, err := cmd.Output()
 	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
+		if ee, ok := errors.AsType[*exec.ExitError](err); ok {
 			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, ee.Stderr)
 		}
 		t.Fatalf("git %s: %v", strings.Join(args, " "), err)

@@ -138,8 +138,7 @@ func feed(w *os.File, data []byte) {
 // 128+N for a process killed by signal N.
 func exitCode(ps *os.ProcessState, werr error) int {
 	if ps == nil {
-		var ee *exec.ExitError
-		if errors.As(werr, &ee) {
+		if ee, ok := errors.AsType[*exec.ExitError](werr); ok {
 			ps = ee.ProcessState
 		} else {
 			return -1

@@ -42,7 +42,7 @@ func TestScrapeParsesWithEveryFamily(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Shutdown(context.Background())
+	defer func() { _ = e.Shutdown(context.Background()) }()
 	start := time.Now()
 	e.CallDone("hello", true, 200, 2*time.Second)
 	e.CallDone("hello", true, 200, 500*time.Millisecond)

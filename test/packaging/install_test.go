@@ -137,7 +137,7 @@ func checkPostinst(t *testing.T, root string) {
 		t.Fatalf("postinst created no user: %v", err)
 	}
 	var user string
-	for _, l := range strings.Split(string(passwd), "\n") {
+	for l := range strings.SplitSeq(string(passwd), "\n") {
 		if strings.HasPrefix(l, "methodd:") {
 			user = l
 		}
