@@ -86,11 +86,11 @@ type runFlags struct {
 // request. An invalid config prints its diagnostics and exits 2; an unsafe
 // one exits 1.
 func (c *runCmd) Run(ctx context.Context, args []string) error {
-	if err := daemonSupported(); err != nil {
-		return err
-	}
 	f, err := c.parse(args)
 	if err != nil {
+		return err // -h included: the flags are documented everywhere, and completion reads them
+	}
+	if err := daemonSupported(); err != nil {
 		return err
 	}
 	// Everything the daemon writes to stderr from here on goes through one

@@ -168,6 +168,7 @@ func (r *simRun) waitReady(t *testing.T) {
 	select {
 	case <-r.ready:
 	case err := <-r.done:
+		r.done <- err // for the cleanup, which waits on done
 		t.Fatalf("simulate ended before all devices connected: %v; stderr:\n%s", err, r.stderr.String())
 	case <-time.After(60 * time.Second):
 		t.Fatalf("not all devices connected within 60 s; stderr:\n%s", r.stderr.String())
