@@ -19,10 +19,13 @@ const (
 	OtherStatus = "other"
 )
 
-// DurationBuckets are the bounds (seconds) of methodd_call_duration_seconds:
-// from an expression method's sub-millisecond reply to the 300 s ceiling of
-// a command.
-var DurationBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+// DurationBuckets returns the bounds (seconds) of
+// methodd_call_duration_seconds: from an expression method's
+// sub-millisecond reply to the 300 s ceiling of a command. Each call
+// returns a fresh slice.
+func DurationBuckets() []float64 {
+	return []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+}
 
 // Metrics are one daemon's metrics. It implements daemon.Observer; its
 // methods are safe for concurrent use and never block.
@@ -47,7 +50,7 @@ func New(reg *Registry, version string) (*Metrics, error) {
 			"method", "status"),
 		duration: NewHistogramVec("methodd_call_duration_seconds",
 			"Time from a method call's arrival to its reply, by method.",
-			DurationBuckets, "method"),
+			DurationBuckets(), "method"),
 		connected: NewGauge("methodd_connected",
 			"1 while the MQTT session to IoT Hub is connected and subscribed, else 0."),
 		reconnects: NewCounter("methodd_reconnects_total",

@@ -150,8 +150,8 @@ func checkHistogram(t *testing.T, f *dto.MetricFamily) {
 				t.Errorf("hello: bucket le=%v holds %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), want)
 			}
 		}
-		if !slices.Equal(bounds, metrics.DurationBuckets) {
-			t.Errorf("hello: bounds %v, want %v", bounds, metrics.DurationBuckets)
+		if !slices.Equal(bounds, metrics.DurationBuckets()) {
+			t.Errorf("hello: bounds %v, want %v", bounds, metrics.DurationBuckets())
 		}
 		return
 	}
