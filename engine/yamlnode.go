@@ -3,7 +3,6 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -244,11 +243,11 @@ func secondsNode(n *yaml.Node) (time.Duration, error) {
 	if err := n.Decode(&sec); err != nil {
 		return 0, errors.New("not a number")
 	}
-	ns := math.Round(sec * float64(time.Second))
-	if math.IsNaN(ns) || ns >= math.MaxInt64 || ns <= math.MinInt64 {
+	d, ok := Seconds(sec)
+	if !ok {
 		return 0, errors.New("out of range")
 	}
-	return time.Duration(ns), nil
+	return d, nil
 }
 
 // describe names a node for "got ..." messages.

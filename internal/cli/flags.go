@@ -5,10 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/methodd/methodd/engine"
 )
 
 // newFlagSet returns a ContinueOnError flag set whose usage text is the given
@@ -101,11 +102,11 @@ func parseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("invalid duration %q: want seconds (60, 1.5) or a duration such as 30s or 1m30s", s)
 	}
 	sec, err := strconv.ParseFloat(s, 64)
-	ns := math.Round(sec * float64(time.Second))
-	if err != nil || ns >= math.MaxInt64 || ns <= math.MinInt64 {
+	d, ok := engine.Seconds(sec)
+	if err != nil || !ok {
 		return 0, fmt.Errorf("invalid duration %q: out of range", s)
 	}
-	return time.Duration(ns), nil
+	return d, nil
 }
 
 // isDecimal reports whether s is an optionally signed decimal number
