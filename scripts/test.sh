@@ -14,11 +14,14 @@ fi
 # Debian packages, installed when missing (one apt-get update for all):
 # systemd-analyze verifies the shipped unit file, and its systemd-sysusers
 # creates the user when test/packaging installs the .deb into a throwaway
-# root; dpkg-deb, dpkg and lintian check that .deb (lintian: ~30 s here).
+# root; dpkg-deb, dpkg and lintian check that .deb (lintian: ~30 s here);
+# zsh and fish run the generated completion scripts (~10 s).
 apt_pkgs=()
 command -v systemd-analyze >/dev/null 2>&1 || apt_pkgs+=(systemd)
 command -v dpkg-deb >/dev/null 2>&1 || apt_pkgs+=(dpkg)
 command -v lintian >/dev/null 2>&1 || apt_pkgs+=(lintian)
+command -v zsh >/dev/null 2>&1 || apt_pkgs+=(zsh)    # the completion scripts run in real shells
+command -v fish >/dev/null 2>&1 || apt_pkgs+=(fish)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
 fi

@@ -171,7 +171,8 @@ function __methodd_is
     set -l t (commandline -opc)
     test (count $t) -gt (count $argv); or return 1
     for i in (seq (count $argv))
-        test "$t[(math $i + 1)]" = "$argv[$i]"; or return 1
+        set -l j (math $i + 1)
+        test "$t[$j]" = "$argv[$i]"; or return 1
     end
 end
 # __methodd_nwords N: N words precede the cursor

@@ -7,9 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // completionScript runs `methodd completion SHELL` and returns its stdout.
@@ -179,6 +181,122 @@ func TestCompletionBash(t *testing.T) {
 		}
 		if got := strings.Join(strings.Fields(string(out)), " "); got != c.want {
 			t.Errorf("complete %q: got %q, want %q", strings.Join(words, " "), got, c.want)
+		}
+	}
+}
+
+// TestCompletionFish: the fish script, sourced by a real fish, offers what
+// `complete -C` is asked for (candidates sorted, descriptions dropped).
+func TestCompletionFish(t *testing.T) {
+	fish, err := exec.LookPath("fish")
+	if err != nil {
+		t.Skip("fish is not installed (scripts/test.sh installs it)")
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "methodd.fish")
+	if err := os.WriteFile(script, []byte(completionScript(t, "fish")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	work := filepath.Join(dir, "work")
+	if err := os.MkdirAll(filepath.Join(work, "hub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "handlers.yaml"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ line, want string }{
+		{"methodd inv", "invoke"},
+		{"methodd ", "call check completion hub invoke job query run simulate twin version"},
+		{"methodd run --con", "--config --connection-string-file"},
+		{"methodd run --log-level ", "debug error info warn"},
+		{"methodd run --log-level=w", "--log-level=warn"},
+		{"methodd job ", "cancel create list results show"},
+		{"methodd job list --status c", "cancelled completed"},
+		{"methodd job create --w", "--wait --where"},
+		{"methodd twin update gw --e", "--etag"},
+		{"methodd invoke -o p", "payload pretty"},
+		{"methodd twin show -o ", "json pretty"},
+		{"methodd check --format ", "json text"},
+		{"methodd completion z", "zsh"},
+		{"methodd run --config h", "handlers.yaml hub/"},
+		{"methodd hub --dir h", "hub/"},
+	}
+	for _, c := range cases {
+		cmd := exec.Command(fish, "--no-config", "-c", "source "+bashQuote(script)+"; complete -C "+bashQuote(c.line))
+		cmd.Dir = work
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("%q: %v\n%s", c.line, err, out)
+			continue
+		}
+		var got []string
+		for l := range strings.Lines(string(out)) {
+			cand, _, _ := strings.Cut(strings.TrimRight(l, "\n"), "\t")
+			got = append(got, cand)
+		}
+		slices.Sort(got)
+		if g := strings.Join(got, " "); g != c.want {
+			t.Errorf("complete %q: got %q, want %q", c.line, g, c.want)
+		}
+	}
+}
+
+// TestCompletionZsh: the zsh script, installed in fpath and loaded by
+// compinit in a real interactive zsh (in a pseudo-terminal), offers what a
+// TAB asks for.
+func TestCompletionZsh(t *testing.T) {
+	zsh, err := exec.LookPath("zsh")
+	if err != nil {
+		t.Skip("zsh is not installed (scripts/test.sh installs it)")
+	}
+	capture, err := filepath.Abs(filepath.Join("testdata", "zsh_capture.zsh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	fpath := filepath.Join(dir, "fpath")
+	work := filepath.Join(dir, "work")
+	for _, d := range []string{fpath, filepath.Join(work, "hub")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(fpath, "_methodd"), []byte(completionScript(t, "zsh")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "handlers.yaml"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ line, want string }{
+		{"methodd inv", "invoke"},
+		{"methodd ", "call check completion hub invoke job query run simulate twin version"},
+		{"methodd run --con", "--config --connection-string-file"},
+		{"methodd run --log-level ", "debug error info warn"},
+		{"methodd job ", "cancel create list results show"},
+		{"methodd job list --status c", "cancelled completed"},
+		{"methodd job create --w", "--wait --where"},
+		{"methodd twin update gw --e", "--etag"},
+		{"methodd invoke -o p", "payload pretty"},
+		{"methodd check --format ", "json text"},
+		{"methodd completion z", "zsh"},
+		{"methodd run --config h", "handlers.yaml hub"},
+	}
+	for _, c := range cases {
+		// A hang guard only: zsh answers in milliseconds.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cmd := exec.CommandContext(ctx, zsh, "-f", capture, fpath, c.line)
+		cmd.Dir = work
+		cmd.Env = append(os.Environ(), "HOME="+dir)
+		out, err := cmd.Output()
+		cancel()
+		if err != nil {
+			t.Errorf("%q: %v\n%s", c.line, err, out)
+			continue
+		}
+		got := strings.Fields(string(out))
+		slices.Sort(got)
+		if g := strings.Join(got, " "); g != c.want {
+			t.Errorf("complete %q: got %q, want %q", c.line, g, c.want)
 		}
 	}
 }
