@@ -189,7 +189,7 @@ func writeFile(t *testing.T, path, content string) {
 func buildMethodd(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "methodd")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", "nethttpomithttp2", "-ldflags=-s -w", "-o", bin, ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

@@ -30,7 +30,7 @@ func TestBinaryVersion(t *testing.T) {
 	dir := snapshotCheckout(t)
 	head := strings.TrimSpace(gitOut(t, dir, "rev-parse", "--short=12", "HEAD"))
 	bin := filepath.Join(t.TempDir(), "methodd")
-	build := exec.Command("go", "build", "-buildvcs=true", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
+	build := exec.Command("go", "build", "-buildvcs=true", "-trimpath", "-tags", "nethttpomithttp2", "-ldflags=-s -w", "-o", bin, ".")
 	build.Dir, build.Env = dir, append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

@@ -22,7 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -trimpath -o "$work/methodd" .
+go build -trimpath -tags nethttpomithttp2 -o "$work/methodd" .
 m="$work/methodd"
 printf 'version: 1\nconnection: {twin: false}\ndefaults: {concurrency: 100000}\nmethods:\n  echo: {reply: {payload: payload}}\n' > "$work/sim.yaml"
 chmod 600 "$work/sim.yaml"

@@ -27,6 +27,9 @@
 # keep their stack traces), stamped with the git commit (-buildvcs=auto, which
 # overrides a GOFLAGS=-buildvcs=false: `methodd version` names the commit). Files in the .deb get the commit's time as mtime
 # (SOURCE_DATE_EPOCH), so the same commit packs to the same bytes.
+# They are built without net/http's HTTP/2 (-tags nethttpomithttp2): nothing
+# in methodd speaks it (MQTT, and IoT Hub's REST API over HTTP/1.1), and it
+# is 565 KB of the binary that every daemon maps (docs/benchmarks).
 #
 # Needs only Go: nfpm is run from the Go module proxy at a pinned version
 # (`go run ...@version`), it is not a dependency in go.mod. Any failed build
@@ -77,6 +80,7 @@ debian_version() {
 [[ $version =~ ^[0-9][A-Za-z0-9.+~]*$ ]] || die "version '$version' is not a valid Debian version (no epoch or revision here)"
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 export SOURCE_DATE_EPOCH
+TAGS=nethttpomithttp2 # as every shipped build: see the header
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -89,7 +93,7 @@ build() {
   [ "$2" = arm ] && goarm=7
   printf '==> go build %s/%s%s -> %s\n' "$1" "$2" "${goarm:+ (GOARM=$goarm)}" "${3#"$out"/}"
   CGO_ENABLED=0 GOOS=$1 GOARCH=$2 GOARM=$goarm \
-    go build -trimpath -buildvcs=auto -ldflags='-s -w' -o "$3" . || die "build of $1/$2 failed"
+    go build -trimpath -buildvcs=auto -tags "$TAGS" -ldflags='-s -w' -o "$3" . || die "build of $1/$2 failed"
 }
 
 # stage: the generated files every .deb ships, made by a binary for this
@@ -97,7 +101,7 @@ build() {
 stage() {
   local s=$work/stage host=$work/methodd-host
   mkdir -p "$s"
-  CGO_ENABLED=0 go build -trimpath -o "$host" . || die "build for this host failed"
+  CGO_ENABLED=0 go build -trimpath -tags "$TAGS" -o "$host" . || die "build for this host failed"
   for sh in bash zsh fish; do
     "$host" completion "$sh" >"$s/completion.$sh" || die "methodd completion $sh failed"
     [ -s "$s/completion.$sh" ] || die "methodd completion $sh printed nothing"

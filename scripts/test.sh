@@ -55,7 +55,7 @@ step "cross-compile every shipping target (build only)"
 xdir=$(mktemp -d)
 trap 'rm -rf "$xdir"' EXIT
 for target in linux/amd64 linux/arm64 linux/arm darwin/amd64 darwin/arm64 windows/amd64; do
-  GOOS=${target%/*} GOARCH=${target#*/} GOARM=7 CGO_ENABLED=0 go build -trimpath -o "$xdir/methodd-${target/\//-}" . ||
+  GOOS=${target%/*} GOARCH=${target#*/} GOARM=7 CGO_ENABLED=0 go build -trimpath -tags nethttpomithttp2 -o "$xdir/methodd-${target/\//-}" . ||
     { echo "cross-build of $target failed" >&2; exit 1; }
 done
 

@@ -51,15 +51,16 @@ func build(ctx context.Context, root, dir string, symbols bool) (binaries, error
 }
 
 // goBuild compiles the main package in src to out as methodd ships (the
-// module's main_test.go shippedBuild): CGO_ENABLED=0 -trimpath
-// -ldflags='-s -w', static and stripped; with symbols, unstripped. A
-// failure carries the compiler's output.
+// module's main_test.go buildMethodd, scripts/package.sh): CGO_ENABLED=0
+// -trimpath -tags nethttpomithttp2 -ldflags='-s -w': static, stripped,
+// without net/http's HTTP/2; with symbols, unstripped. A failure carries
+// the compiler's output.
 func goBuild(ctx context.Context, src, out string, symbols bool) error {
 	ldflags := "-ldflags=-s -w"
 	if symbols {
 		ldflags = "-ldflags="
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", ldflags, "-o", out, ".")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", "nethttpomithttp2", ldflags, "-o", out, ".")
 	cmd.Dir, cmd.Env = src, append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build in %s: %w\n%s", src, err, b)

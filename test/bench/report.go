@@ -72,7 +72,7 @@ func renderSetup(w writef, o options, r result) {
 	w("| command | `%s` (%s) |\n", o.command, mode)
 	w("| date | %s (run took %s) |\n", r.started.UTC().Format(time.RFC3339), r.elapsed.Round(time.Second))
 	w("| machine | %s; %d CPUs (nproc); %s RAM; Linux %s |\n", m.cpu, m.cpus, m.memTotal, m.kernel)
-	w("| toolchains | %s (methodd and rawdevice built as shipped: CGO_ENABLED=0 -trimpath -ldflags='-s -w'); node %s |\n", m.goVer, m.nodeVer)
+	w("| toolchains | %s (methodd and rawdevice built as shipped: CGO_ENABLED=0 -trimpath -tags nethttpomithttp2 -ldflags='-s -w'); node %s |\n", m.goVer, m.nodeVer)
 	w("| load average (1/5/15 min) | %s at start, %s at end (it counts the harness's own processes too) |\n", r.loadStart, r.loadEnd)
 	w("| per cell | warm-up of 4 × in-flight calls, then %v or %d calls, whichever first |\n\n", o.duration, o.maxCalls)
 }

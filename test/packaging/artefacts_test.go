@@ -1,6 +1,7 @@
 package packaging
 
 import (
+	"debug/buildinfo"
 	"os"
 	"slices"
 	"strings"
@@ -29,5 +30,20 @@ func checkArtefacts(t *testing.T, b built) {
 	}
 	if out := run(t, b.dir, b.binary, "version"); !strings.Contains(out, "linux/amd64") {
 		t.Errorf("%s version printed %q, want it to name linux/amd64", b.binary, out)
+	}
+	// Built as every shipped binary is (and as the RSS figures measure):
+	// static, without net/http's HTTP/2.
+	info, err := buildinfo.ReadFile(b.binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := map[string]string{}
+	for _, s := range info.Settings {
+		settings[s.Key] = s.Value
+	}
+	for k, v := range map[string]string{"-tags": "nethttpomithttp2", "-trimpath": "true", "CGO_ENABLED": "0"} { // -trimpath leaves -ldflags out
+		if settings[k] != v {
+			t.Errorf("binary built with %s=%q, want %q", k, settings[k], v)
+		}
 	}
 }
