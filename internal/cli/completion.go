@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -36,13 +37,7 @@ func completionShells() map[string]func([]compCommand) string {
 
 // subcommands names the shells (completion completes its own argument).
 func (c *completionCmd) subcommands() []string {
-	return slices.Sorted(func(yield func(string) bool) {
-		for k := range completionShells() {
-			if !yield(k) {
-				return
-			}
-		}
-	})
+	return slices.Sorted(maps.Keys(completionShells()))
 }
 
 // Run prints the script for the one shell argument; no shell or an unknown
@@ -88,13 +83,7 @@ type compCommand struct {
 func completionSpec(ctx context.Context) ([]compCommand, error) {
 	cmds := commands()
 	var out []compCommand
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for k := range cmds {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, name := range slices.Sorted(maps.Keys(cmds)) {
 		info := cmds[name]
 		cc := compCommand{name: name, summary: info.summary}
 		if p, ok := info.make(Env{}).(parentCommand); ok {
