@@ -199,7 +199,7 @@ func TestDuplicateWindowOff(t *testing.T) {
 // duplicate after a reload gets the first reply, from the old Set.
 func TestDuplicateSurvivesReload(t *testing.T) {
 	set := func(tag string) *Set {
-		return mustParse(t, "version: 1\nmethods:\n  hello: {reply: {payload: '{\"set\": \""+tag+"\"}'}}\n")
+		return mustParse(t, "version: 1\nmethods:\n  hello: {run: [\"true\"], reply: {payload: '{\"set\": \""+tag+"\"}'}}\n")
 	}
 	e := New(set("A"))
 	first := ridCall(t, e, "1", "hello", "")
@@ -210,12 +210,33 @@ func TestDuplicateSurvivesReload(t *testing.T) {
 	}
 }
 
+// TestOnlySideEffectsAreRemembered: calls of methods that only compute
+// their reply (expressions, ping, catalog, taskStatus) are not remembered
+// for duplicates: answering one again is harmless, and remembering it would
+// hold its reply for the whole window. A command method's call is.
+func TestOnlySideEffectsAreRemembered(t *testing.T) {
+	e := New(mustParse(t, "version: 1\nmethods:\n  hello: {reply: {payload: '{\"hi\": payload}'}}\n  touch: {run: [\"true\"]}\n"))
+	for range 2 {
+		ridCall(t, e, "1", "hello", `"x"`)
+		ridCall(t, e, "2", "ping", "")
+		ridCall(t, e, "3", "catalog", "")
+		ridCall(t, e, "4", "nosuch", "")
+	}
+	if d := e.rt.dedup; len(d.calls) != 0 || d.done.Len() != 0 || d.bytes != 0 {
+		t.Fatalf("after pure calls: %d calls, %d finished, %d bytes remembered, want none", len(d.calls), d.done.Len(), d.bytes)
+	}
+	ridCall(t, e, "5", "touch", "")
+	if d := e.rt.dedup; len(d.calls) != 1 || d.done.Len() != 1 {
+		t.Fatalf("after a command call: %d calls, %d finished remembered, want 1", len(d.calls), d.done.Len())
+	}
+}
+
 // TestDuplicateOwnsItsPayload: the first reply's payload lives in a pooled
 // buffer its caller releases, after which a later reply may write over it;
 // the duplicate's payload is still the first reply's. A duplicate's payload
 // is its own: changing it changes no other.
 func TestDuplicateOwnsItsPayload(t *testing.T) {
-	e := New(mustParse(t, "version: 1\nmethods:\n  echo: {reply: {payload: '{\"echo\": payload}'}}\n"))
+	e := New(mustParse(t, "version: 1\nmethods:\n  echo: {run: [\"true\"], reply: {payload: '{\"echo\": payload}'}}\n"))
 	payload := `"` + strings.Repeat("a", 512) + `"`
 	first := ridCall(t, e, "1", "echo", payload)
 	if first.lease == nil {

@@ -65,6 +65,9 @@ func (e *Engine) Call(ctx context.Context, r Request) Reply {
 	if s == nil {
 		return errorReply(503, "no handlers are loaded")
 	}
+	if !s.sideEffects(r.Method) {
+		return s.Call(ctx, r)
+	}
 	return e.rt.dedup.do(r, s.defaults.DuplicateWindow, func() Reply { return s.Call(ctx, r) })
 }
 

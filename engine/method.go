@@ -23,9 +23,21 @@ type method struct {
 	// taskBuiltin, when set, is a built-in that works on the tasks of
 	// async methods (taskStatus, taskCancel); it gets the bound params.
 	taskBuiltin func(s *Set, params map[string]any) Reply
+	cancels     bool  // taskCancel: a built-in with an effect (see sideEffects)
 	async       bool  // answer 202 at once; the command runs as a task (tasks.go)
 	detach      bool  // answer first, then start the command on its own (detach.go)
 	needs       needs // what the call must put in the environment
+}
+
+// sideEffects reports whether a call of name can change anything outside
+// the daemon: a method with a command (run or shell, async or detach
+// included) or taskCancel. Only those calls are remembered for duplicate
+// request ids (dedup): any other method computes its reply from the request
+// alone, so answering a duplicate again is harmless, and remembering it
+// would keep its reply in memory for the whole window for nothing.
+func (s *Set) sideEffects(name string) bool {
+	m := s.methods[name]
+	return m != nil && (m.cmd != nil || m.cancels)
 }
 
 // command is a compiled run or shell.

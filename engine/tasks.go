@@ -83,9 +83,10 @@ func (l *loader) addTaskBuiltins(s *Set, b builtinNames) {
 	for _, bt := range []struct {
 		key, desc string
 		fn        func(*Set, map[string]any) Reply
+		cancels   bool
 	}{
-		{"taskStatus", "Built-in: the status and output of a task of an async method", (*Set).taskStatus},
-		{"taskCancel", "Built-in: cancel a running task of an async method (its process group is killed)", (*Set).taskCancel},
+		{"taskStatus", "Built-in: the status and output of a task of an async method", (*Set).taskStatus, false},
+		{"taskCancel", "Built-in: cancel a running task of an async method (its process group is killed)", (*Set).taskCancel, true},
 	} {
 		name := b.names[bt.key]
 		if name == "" || (!hasAsync && !b.set[bt.key]) {
@@ -98,7 +99,7 @@ func (l *loader) addTaskBuiltins(s *Set, b builtinNames) {
 			continue
 		}
 		s.methods[name] = &method{name: name, description: bt.desc, params: []*param{idParam},
-			taskBuiltin: bt.fn, concurrency: s.defaults.Concurrency}
+			taskBuiltin: bt.fn, cancels: bt.cancels, concurrency: s.defaults.Concurrency}
 	}
 }
 
