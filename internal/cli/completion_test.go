@@ -101,6 +101,28 @@ func TestCompletionCoversEveryFlag(t *testing.T) {
 	}
 }
 
+// completionSetup writes the shell's script to DIR/name (a temporary DIR)
+// and makes DIR/work, the directory completions run in, holding a file
+// handlers.yaml and a directory hub.
+func completionSetup(t *testing.T, shell, name string) (dir, script, work string) {
+	t.Helper()
+	dir = t.TempDir()
+	script = filepath.Join(dir, name)
+	work = filepath.Join(dir, "work")
+	for _, d := range []string{filepath.Dir(script), filepath.Join(work, "hub")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(script, []byte(completionScript(t, shell)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "handlers.yaml"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, script, work
+}
+
 // TestCompletionBashSyntax: bash -n accepts the bash script; zsh -n and
 // fish -n the others when those shells are installed.
 func TestCompletionBashSyntax(t *testing.T) {
@@ -128,20 +150,7 @@ func TestCompletionBash(t *testing.T) {
 	if err != nil {
 		t.Skip("bash is not installed")
 	}
-	dir := t.TempDir()
-	script := filepath.Join(dir, "methodd.bash")
-	if err := os.WriteFile(script, []byte(completionScript(t, "bash")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	work := filepath.Join(dir, "work")
-	for _, d := range []string{work, filepath.Join(work, "hub")} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(work, "handlers.yaml"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	_, script, work := completionSetup(t, "bash", "methodd.bash")
 	cases := []struct {
 		words []string // the last one is the word being completed
 		want  string   // COMPREPLY, one per line
@@ -192,18 +201,7 @@ func TestCompletionFish(t *testing.T) {
 	if err != nil {
 		t.Skip("fish is not installed (scripts/test.sh installs it)")
 	}
-	dir := t.TempDir()
-	script := filepath.Join(dir, "methodd.fish")
-	if err := os.WriteFile(script, []byte(completionScript(t, "fish")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	work := filepath.Join(dir, "work")
-	if err := os.MkdirAll(filepath.Join(work, "hub"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(work, "handlers.yaml"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	_, script, work := completionSetup(t, "fish", "methodd.fish")
 	cases := []struct{ line, want string }{
 		{"methodd inv", "invoke"},
 		{"methodd ", "call check completion hub invoke job query run simulate twin version"},
@@ -253,20 +251,8 @@ func TestCompletionZsh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	fpath := filepath.Join(dir, "fpath")
-	work := filepath.Join(dir, "work")
-	for _, d := range []string{fpath, filepath.Join(work, "hub")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(fpath, "_methodd"), []byte(completionScript(t, "zsh")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(work, "handlers.yaml"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir, script, work := completionSetup(t, "zsh", filepath.Join("fpath", "_methodd"))
+	fpath := filepath.Dir(script)
 	cases := []struct{ line, want string }{
 		{"methodd inv", "invoke"},
 		{"methodd ", "call check completion hub invoke job query run simulate twin version"},
