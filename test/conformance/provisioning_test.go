@@ -135,8 +135,11 @@ func assigned(l provLine, regID string) error {
 // provisionAndCall registers regID through the SDK, checks the assignment
 // and the DPS responses (throttled: how many 429s the hub's DPSThrottle
 // fault sends first), lets provision.js connect to the assigned hub with the
-// same key and calls its echo method through the service SDK.
-func provisionAndCall(ctx context.Context, t *testing.T, h *hubEnv, regID string, s provSpec, throttled int) error {
+// same key or certificate and calls its echo method through the service SDK.
+//
+// checks, if any, judge the registration line further (e.g. the X.509
+// enrollment group it names).
+func provisionAndCall(ctx context.Context, t *testing.T, h *hubEnv, regID string, s provSpec, throttled int, checks ...func(provLine) error) error {
 	s.becomeDevice = true
 	p, err := h.startProvision(ctx, t, regID, s)
 	if err != nil {
@@ -148,6 +151,11 @@ func provisionAndCall(ctx context.Context, t *testing.T, h *hubEnv, regID string
 	}
 	if err := assigned(l, regID); err != nil {
 		return err
+	}
+	for _, check := range checks {
+		if err := check(l); err != nil {
+			return err
+		}
 	}
 	rs, err := dpsResponses(p)
 	if err != nil {
@@ -163,7 +171,7 @@ func provisionAndCall(ctx context.Context, t *testing.T, h *hubEnv, regID string
 		return err
 	}
 	if ev.Event != "ready" {
-		return fmt.Errorf("the provisioned device %s could not connect to the assigned hub with its key: %s", regID, ev)
+		return fmt.Errorf("the provisioned device %s could not connect to the assigned hub with its credentials: %s", regID, ev)
 	}
 	payload := fmt.Sprintf(`{"provisioned":%q}`, regID)
 	r, err := h.invokeOne(ctx, t, call{Device: regID, MethodName: "echo", Payload: json.RawMessage(payload)})
@@ -403,42 +411,12 @@ func x509GroupEnrollment(ctx context.Context, t *testing.T, h *hubEnv) error {
 	if err != nil {
 		return err
 	}
-	p, err := h.startProvision(ctx, t, regID, provSpec{certFile: cert.certFile, keyFile: cert.keyFile, becomeDevice: true})
-	if err != nil {
-		return err
-	}
-	l, err := registration(ctx, p)
-	if err != nil {
-		return err
-	}
-	if err := assigned(l, regID); err != nil {
-		return err
-	}
-	if g, _ := jsonAt(json.RawMessage(l.State), "x509.enrollmentGroupId"); g != provX509Group {
-		return fmt.Errorf("registrationState x509.enrollmentGroupId %v, want %q: %s", g, provX509Group, l.State)
-	}
-	rs, err := dpsResponses(p)
-	if err != nil {
-		return err
-	}
-	if err := checkDPSFlow(rs, 0); err != nil {
-		return fmt.Errorf("DPS responses for %s: %w", regID, err)
-	}
-	ev, err := p.waitFor(ctx, "the provisioned device's ready", func(e event) bool {
-		return e.Event == "ready" || (e.Event == "error" && e.Where == "device")
+	return provisionAndCall(ctx, t, h, regID, provSpec{certFile: cert.certFile, keyFile: cert.keyFile}, 0, func(l provLine) error {
+		if g, _ := jsonAt(json.RawMessage(l.State), "x509.enrollmentGroupId"); g != provX509Group {
+			return fmt.Errorf("registrationState x509.enrollmentGroupId %v, want %q: %s", g, provX509Group, l.State)
+		}
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	if ev.Event != "ready" {
-		return fmt.Errorf("the provisioned X.509 device %s could not connect to the assigned hub: %s", regID, ev)
-	}
-	payload := fmt.Sprintf(`{"provisioned":%q}`, regID)
-	r, err := h.invokeOne(ctx, t, call{Device: regID, MethodName: "echo", Payload: json.RawMessage(payload)})
-	if err != nil {
-		return err
-	}
-	return wantResult(r, 200, payload)
 }
 
 // x509RegistrationRefused: an X509Security registration with a
