@@ -34,13 +34,22 @@ type hubEnv struct {
 // given faults; the test's cleanup closes it.
 func startHub(t *testing.T, faults localhub.Faults) *hubEnv {
 	t.Helper()
-	hub, err := localhub.Start(context.Background(), localhub.Options{
-		Dir:       t.TempDir(),
-		MQTTAddr:  "127.0.0.1:0",
-		HTTPSAddr: "127.0.0.1:0",
-		Logger:    testLogger(t),
-		Faults:    faults,
-	})
+	return startHubWith(t, localhub.Options{Faults: faults})
+}
+
+// startHubWith starts an in-process local hub on free loopback ports with
+// the faults, provisioning and X.509 options of opts (Dir, addresses and
+// logger are filled in); the test's cleanup closes it.
+func startHubWith(t *testing.T, opts localhub.Options) *hubEnv {
+	t.Helper()
+	opts.Dir = t.TempDir()
+	opts.MQTTAddr = "127.0.0.1:0"
+	opts.HTTPSAddr = "127.0.0.1:0"
+	if opts.DPSAddr != "" {
+		opts.DPSAddr = "127.0.0.1:0"
+	}
+	opts.Logger = testLogger(t)
+	hub, err := localhub.Start(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("start local hub: %v", err)
 	}

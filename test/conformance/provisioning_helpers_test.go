@@ -26,42 +26,6 @@ import (
 	"github.com/methodd/methodd/iothub"
 )
 
-// startHubWith starts an in-process local hub like startHub, with the
-// provisioning and X.509 options of opts (Dir, addresses and logger are
-// filled in); the test's cleanup closes it.
-func startHubWith(t *testing.T, opts localhub.Options) *hubEnv {
-	t.Helper()
-	opts.Dir = t.TempDir()
-	opts.MQTTAddr = "127.0.0.1:0"
-	opts.HTTPSAddr = "127.0.0.1:0"
-	if opts.DPSAddr != "" {
-		opts.DPSAddr = "127.0.0.1:0"
-	}
-	opts.Logger = testLogger(t)
-	hub, err := localhub.Start(context.Background(), opts)
-	if err != nil {
-		t.Fatalf("start local hub: %v", err)
-	}
-	t.Cleanup(func() { hub.Close() })
-	info := hub.Info()
-	cs, err := iothub.ParseServiceConnectionString(info.ServiceConnectionString)
-	if err != nil {
-		t.Fatalf("hub's service connection string: %v", err)
-	}
-	host, _, err := net.SplitHostPort(cs.HostName)
-	if err != nil {
-		t.Fatalf("hub's service HostName %q has no port: %v", cs.HostName, err)
-	}
-	cs.HostName = host
-	return &hubEnv{
-		hub:       hub,
-		info:      info,
-		serviceCS: cs.String(),
-		redirect:  host + ":443=" + info.HTTPSAddr,
-		devices:   map[string]string{},
-	}
-}
-
 // localhostAddr turns the hub's "127.0.0.1:PORT" into "localhost:PORT", the
 // host name its certificate and connection strings use.
 func localhostAddr(addr string) (string, error) {
