@@ -481,25 +481,8 @@ type x509Cmd struct {
 
 // registryDo sends one command to x509_registry.js and returns its result.
 func registryDo(ctx context.Context, p *twinProc, what string, c x509Cmd) (twinLine, error) {
-	c.ID = fmt.Sprintf("c%d", p.next.Add(1))
-	b, err := json.Marshal(c)
-	if err != nil {
-		return twinLine{}, err
-	}
-	if _, err := p.stdin.Write(append(b, '\n')); err != nil {
-		return twinLine{}, fmt.Errorf("%s: send %s: %w", p.name, what, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, twinOpTimeout)
-	defer cancel()
-	ev, err := p.waitFor(ctx, "result of "+what, func(e event) bool {
-		l, ok := parseTwinLine(e)
-		return ok && l.Event == "result" && l.ID == c.ID
-	})
-	if err != nil {
-		return twinLine{}, err
-	}
-	l, _ := parseTwinLine(ev)
-	return l, nil
+	c.ID = p.nextID()
+	return p.send(ctx, what, c.ID, c)
 }
 
 // x509SelfSignedThumbprint: a device registered through the service SDK's

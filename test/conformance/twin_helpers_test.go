@@ -112,7 +112,16 @@ func waitReady(ctx context.Context, n *node) (*twinProc, error) {
 
 // do sends one command and returns its result line, whether ok or not.
 func (p *twinProc) do(ctx context.Context, what string, c twinCmd) (twinLine, error) {
-	c.ID = fmt.Sprintf("c%d", p.next.Add(1))
+	c.ID = p.nextID()
+	return p.send(ctx, what, c.ID, c)
+}
+
+// nextID is a fresh command id.
+func (p *twinProc) nextID() string { return fmt.Sprintf("c%d", p.next.Add(1)) }
+
+// send writes command c (whose id is id) as one JSON line and waits for its
+// result line, whether ok or not.
+func (p *twinProc) send(ctx context.Context, what, id string, c any) (twinLine, error) {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return twinLine{}, err
@@ -124,7 +133,7 @@ func (p *twinProc) do(ctx context.Context, what string, c twinCmd) (twinLine, er
 	defer cancel()
 	ev, err := p.waitFor(ctx, "result of "+what, func(e event) bool {
 		l, ok := parseTwinLine(e)
-		return ok && l.Event == "result" && l.ID == c.ID
+		return ok && l.Event == "result" && l.ID == id
 	})
 	if err != nil {
 		return twinLine{}, err
