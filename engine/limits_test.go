@@ -7,12 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/methodd/methodd/internal/testkit"
 	"golang.org/x/sys/unix"
 	"gopkg.in/yaml.v3"
 )
@@ -304,24 +301,10 @@ methods:
 // TestLimitsTimeoutKillsGroup: with limits the command still leads its own
 // process group, so a timeout kills it and its children.
 func TestLimitsTimeoutKillsGroup(t *testing.T) {
-	dir := t.TempDir()
-	opts := testOptions()
-	opts.KillGrace = 200 * time.Millisecond
-	s := mustParse(t, `
-version: 1
-methods:
-  stubborn:
-    shell: 'trap "" TERM; echo $$ > "$DIR/leader"; sleep 100 & echo $! > "$DIR/child"; sleep 100'
-    env: {DIR: `+dir+`}
-    timeout: 300ms
-    limits: {memory: 256MiB, open_files: 64}
-`, opts)
+	s, dir := stubbornSet(t, "limits: {memory: 256MiB, open_files: 64}")
 	rep := call(t, s, "stubborn", "")
 	if rep.Status != 504 || !strings.Contains(string(rep.Payload), "timed out after 300ms") {
 		t.Fatalf("got %d %s, want 504 timed out (not a limit)", rep.Status, rep.Payload)
 	}
-	for _, name := range []string{"leader", "child"} {
-		pid := readPID(t, filepath.Join(dir, name))
-		testkit.Eventually(t, 10*time.Second, name+" pid "+strconv.Itoa(pid)+" to be gone", func() bool { return gone(pid) })
-	}
+	wantGroupGone(t, dir)
 }

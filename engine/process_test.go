@@ -45,17 +45,7 @@ func gone(pid int) bool {
 // grandchild that ignores it too: after the timeout the group gets SIGTERM,
 // then SIGKILL after the grace; the reply is 504 and neither pid survives.
 func TestTimeoutKillsProcessGroup(t *testing.T) {
-	dir := t.TempDir()
-	opts := testOptions()
-	opts.KillGrace = 200 * time.Millisecond
-	s := mustParse(t, `
-version: 1
-methods:
-  stubborn:
-    shell: 'trap "" TERM; echo $$ > "$DIR/leader"; sleep 100 & echo $! > "$DIR/child"; sleep 100'
-    env: {DIR: `+dir+`}
-    timeout: 300ms
-`, opts)
+	s, dir := stubbornSet(t, "")
 	start := time.Now()
 	rep := call(t, s, "stubborn", "")
 	elapsed := time.Since(start)
@@ -65,6 +55,33 @@ methods:
 	if elapsed < 500*time.Millisecond || elapsed > 10*time.Second {
 		t.Errorf("call took %s; want timeout+grace (~500ms), bounded", elapsed)
 	}
+	wantGroupGone(t, dir)
+}
+
+// stubbornSet is a Set whose method stubborn runs a shell that ignores
+// SIGTERM and forks a child that ignores it too, writing both pids into
+// the returned directory, with a 300 ms timeout, a 200 ms kill grace and
+// the method keys in extra (e.g. "limits: {...}").
+func stubbornSet(t *testing.T, extra string) (*Set, string) {
+	t.Helper()
+	dir := t.TempDir()
+	opts := testOptions()
+	opts.KillGrace = 200 * time.Millisecond
+	return mustParse(t, `
+version: 1
+methods:
+  stubborn:
+    shell: 'trap "" TERM; echo $$ > "$DIR/leader"; sleep 100 & echo $! > "$DIR/child"; sleep 100'
+    env: {DIR: `+dir+`}
+    timeout: 300ms
+    `+extra+`
+`, opts), dir
+}
+
+// wantGroupGone waits until neither pid stubbornSet's method wrote in dir
+// is alive.
+func wantGroupGone(t *testing.T, dir string) {
+	t.Helper()
 	for _, name := range []string{"leader", "child"} {
 		pid := readPID(t, filepath.Join(dir, name))
 		testkit.Eventually(t, 10*time.Second, name+" pid "+strconv.Itoa(pid)+" to be gone", func() bool { return gone(pid) })
