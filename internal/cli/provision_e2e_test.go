@@ -39,29 +39,14 @@ func startProvisioned(t *testing.T, cfg string) *provisionedDaemon {
 		env:     Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: d.stderr, Getenv: func(k string) string { return env[k] }},
 		onState: func(st device.State) { d.states <- st },
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cmd.Run(ctx, []string{"--config", cfg, "--drain-timeout", "2s"}) }()
-	stopped := false
-	d.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("run did not stop within 30 s")
-		}
+	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("run's stderr:\n%s", d.stderr.String())
 		}
-	}
-	t.Cleanup(d.stop)
+	}) // runs after the stop below: cleanups run last-in first-out
+	d.stop = testkit.Background(t, "run", func(ctx context.Context) error {
+		return cmd.Run(ctx, []string{"--config", cfg, "--drain-timeout", "2s"})
+	})
 	return d
 }
 

@@ -49,27 +49,7 @@ func detachRunStoppable(t *testing.T, yaml string, hub *e2eHub) (st *e2eStates, 
 	}
 	st = e2eNewStates()
 	cfg := Config{Path: path, Loaded: l, Load: opts, Device: hub.device(t, "gw"), OnState: st.record, OnReady: st.onReady}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg) }()
-	stopped := false
-	stop = func() {
-		t.Helper()
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("Run did not return within 30s")
-		}
-	}
-	t.Cleanup(stop)
+	stop = testkit.Background(t, "Run", func(ctx context.Context) error { return Run(ctx, cfg) })
 	return st, stop
 }
 

@@ -209,19 +209,6 @@ func e2eRun(t testing.TB, yaml string, dev device.Config, eng engine.Options, ed
 	for _, edit := range edits {
 		edit(&cfg)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("Run did not return within 30s")
-		}
-	})
+	testkit.Background(t, "Run", func(ctx context.Context) error { return Run(ctx, cfg) })
 	return st
 }

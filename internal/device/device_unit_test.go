@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/methodd/methodd/internal/logkey"
+	"github.com/methodd/methodd/internal/testkit"
 	"github.com/methodd/methodd/iothub"
 )
 
@@ -72,27 +73,7 @@ func startSession(t testing.TB, cfg Config, h Handler) (stop func()) {
 // it earlier.
 func runSession(t testing.TB, s *Session) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("Run did not return within 30s of cancellation")
-		}
-	}
-	t.Cleanup(stop)
-	return stop
+	return testkit.Background(t, "Run", s.Run)
 }
 
 func TestWireConnectMatchesVectors(t *testing.T) {
